@@ -1,0 +1,46 @@
+"""bayesnoise: joint posterior sampling of a signal and structured noise with two diffusion priors.
+
+For y = A(x) + B(n) + eps it samples p(x, n | y) with one score prior for x and one for n,
+coupled only through the likelihood of y (Stevens et al., "Removing Structured Noise with
+Diffusion Models").
+"""
+
+from bayesnoise import kernels, operators
+from bayesnoise.diagnostics import summarize
+from bayesnoise.inference import sample
+from bayesnoise.model import joint_model
+from bayesnoise.model_file import load_model
+from bayesnoise.output import save_datatree
+from bayesnoise.priors import (
+    AbstractScorePrior,
+    GaussianPrior,
+    ScoreNetPrior,
+    sample_sinusoidal_noise,
+    sinusoidal_noise_prior,
+    sinusoidal_std,
+)
+from bayesnoise.priors.distribution import ScorePriorDistribution
+from bayesnoise.sde import VESDE, VPSDE, AbstractSDE, SimpleSDE, SubVPSDE, time_grid
+
+__all__ = [
+    "AbstractSDE",
+    "VPSDE",
+    "SubVPSDE",
+    "VESDE",
+    "SimpleSDE",
+    "time_grid",
+    "AbstractScorePrior",
+    "GaussianPrior",
+    "ScoreNetPrior",
+    "ScorePriorDistribution",
+    "sinusoidal_noise_prior",
+    "sinusoidal_std",
+    "sample_sinusoidal_noise",
+    "joint_model",
+    "load_model",
+    "sample",
+    "summarize",
+    "save_datatree",
+    "kernels",
+    "operators",
+]

@@ -29,7 +29,7 @@ def sinusoidal_std(
         raise ValueError(f"shape must have at least one axis (rows). Got shape={shape}.")
     if not average_std > 0:
         raise ValueError(f"average_std must be positive. Got average_std={average_std}.")
-    rows = jnp.arange(shape[0])
+    rows = jnp.arange(shape[0], dtype=jnp.float32)
     row_profile = jnp.exp(jnp.sin(2.0 * jnp.pi * rows / period))
     row_profile = row_profile * (average_std / jnp.mean(row_profile))
     return jnp.broadcast_to(row_profile.reshape((-1,) + (1,) * (len(shape) - 1)), shape)

@@ -1,0 +1,318 @@
+"""Score-network checkpoints: Equinox-serialised weights behind a JSON header, in one file.
+
+Layout of a checkpoint file (no pickle anywhere)::
+
+    bayesnoise-checkpoint\\n           magic line
+    {"format_version": 1, ...}\\n      the header, one line of JSON
+    <weights>                          eqx.tree_serialise_leaves: one .npy record per array leaf
+
+so ``head -2 FILE`` shows the header. The header says how to rebuild the network
+(``architecture``: ``name`` and ``hyperparameters``), which SDE it was trained under
+(``sde``: ``name`` and ``parameters``), on what data (``data``) and how (``training``), and
+carries ``weights``: the storage dtype, the number of parameters and the SHA-256 of the weight
+bytes. Loading rebuilds the skeleton from the header, checks the checksum and every leaf's
+shape, and raises a ``ValueError`` that names what differs.
+
+Training state for resuming (:mod:`bayesnoise.train`) uses the same layout with
+``"kind": "training_state"``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import PyTree
+
+from bayesnoise import sde as sde_module
+from bayesnoise.nets import build_network
+from bayesnoise.priors.score_net import ScoreNetPrior
+
+__all__ = [
+    "FORMAT_VERSION",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_score_prior",
+    "read_header",
+    "sde_to_header",
+    "sde_from_header",
+    "write_tree",
+    "read_tree",
+]
+
+FORMAT_VERSION = 1
+MAGIC = b"bayesnoise-checkpoint\n"
+_STORAGE_DTYPES = ("float32", "float16")
+_SDES = {cls.__name__: cls for cls in (sde_module.VPSDE, sde_module.SubVPSDE, sde_module.VESDE, sde_module.SimpleSDE)}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- low level
+
+
+def _is_array(leaf: Any) -> bool:
+    return isinstance(leaf, (jax.Array, np.ndarray, jax.ShapeDtypeStruct))
+
+
+def _serialise(tree: PyTree, dtype: str) -> bytes:
+    def write_leaf(f, leaf):
+        if _is_array(leaf):
+            array = np.asarray(leaf)
+            if dtype == "float16" and np.issubdtype(array.dtype, np.floating):
+                array = array.astype(np.float16)
+            np.save(f, array, allow_pickle=False)
+        else:
+            eqx.default_serialise_filter_spec(f, leaf)
+
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, tree, filter_spec=write_leaf)
+    return buffer.getvalue()
+
+
+def _leaf_names(tree: PyTree) -> list[str]:
+    paths = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_array)[0]
+    return [jax.tree_util.keystr(path) for path, leaf in paths if _is_array(leaf)]
+
+
+def _deserialise(weights: bytes, like: PyTree, source: str) -> PyTree:
+    """Read ``weights`` into the structure of ``like``, checking every array leaf's shape."""
+    names = iter(_leaf_names(like))
+    differences = []
+
+    def read_leaf(f, leaf):
+        if not _is_array(leaf):
+            return eqx.default_deserialise_filter_spec(f, leaf)
+        name = next(names)
+        try:
+            array = np.load(f, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as error:
+            raise ValueError(
+                f"{source}: the file holds fewer weights than the architecture needs "
+                f"(ran out at leaf {name}): {error}"
+            ) from error
+        if tuple(array.shape) != tuple(leaf.shape):
+            differences.append(f"{name}: expected {tuple(leaf.shape)}, got {tuple(array.shape)}")
+        return jnp.asarray(array, dtype=leaf.dtype)
+
+    buffer = io.BytesIO(weights)
+    tree = eqx.tree_deserialise_leaves(buffer, like, filter_spec=read_leaf)
+    if differences:
+        shown = "; ".join(differences[:5])
+        more = f" (and {len(differences) - 5} more)" if len(differences) > 5 else ""
+        raise ValueError(f"{source}: leaf shapes differ: {shown}{more}.")
+    leftover = len(weights) - buffer.tell()
+    if leftover:
+        raise ValueError(
+            f"{source}: the file holds more weights than the architecture needs "
+            f"({leftover} bytes left over): the architecture in the header does not match."
+        )
+    return tree
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then ``os.replace`` it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_tree(path: str | Path, tree: PyTree, header: dict, dtype: str = "float32") -> dict:
+    """Write ``header`` and the array leaves of ``tree`` to ``path`` atomically.
+
+    The header is completed with ``format_version`` and ``weights`` (``dtype``, ``sha256``,
+    ``num_parameters``) and returned.
+    """
+    if dtype not in _STORAGE_DTYPES:
+        raise ValueError(f"dtype must be one of {_STORAGE_DTYPES}. Got dtype={dtype!r}.")
+    weights = _serialise(tree, dtype)
+    arrays = [leaf for leaf in jax.tree.leaves(tree) if _is_array(leaf)]
+    header = {
+        "format_version": FORMAT_VERSION,
+        **header,
+        "weights": {
+            "dtype": dtype,
+            "num_parameters": int(sum(np.size(leaf) for leaf in arrays)),
+            "sha256": hashlib.sha256(weights).hexdigest(),
+        },
+    }
+    text = json.dumps(header, sort_keys=False, allow_nan=True).encode()
+    _atomic_write(Path(path), MAGIC + text + b"\n" + weights)
+    return header
+
+
+def _split_file(path: Path) -> tuple[dict, bytes]:
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint {path} not found.")
+    raw = path.read_bytes()
+    if not raw.startswith(MAGIC):
+        raise ValueError(
+            f"{path} is not a bayesnoise checkpoint: expected it to start with {MAGIC!r}, "
+            f"got {raw[: len(MAGIC)]!r}."
+        )
+    end = raw.find(b"\n", len(MAGIC))
+    try:
+        header = json.loads(raw[len(MAGIC) : end])
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: the header line is not valid JSON: {error}") from error
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path}: format_version must be {FORMAT_VERSION}. "
+            f"Got {header.get('format_version')!r}."
+        )
+    return header, raw[end + 1 :]
+
+
+def read_header(path: str | Path) -> dict:
+    """The JSON header of a checkpoint, without reading the weights into a network."""
+    return _split_file(Path(path))[0]
+
+
+def read_tree(path: str | Path, like: PyTree) -> tuple[PyTree, dict]:
+    """Read a file written by :func:`write_tree` into the structure of ``like``.
+
+    ``like`` may hold ``jax.ShapeDtypeStruct`` leaves (from ``eqx.filter_eval_shape``). Checks
+    the checksum, the number of leaves and every leaf's shape; floating weights stored as
+    float16 come back in ``like``'s dtype.
+    """
+    path = Path(path)
+    header, weights = _split_file(path)
+    expected = header.get("weights", {}).get("sha256")
+    actual = hashlib.sha256(weights).hexdigest()
+    if expected != actual:
+        raise ValueError(f"{path}: checksum mismatch: header says {expected}, file has {actual}.")
+    return _deserialise(weights, like, str(path)), header
+
+
+# --------------------------------------------------------------------------- SDEs
+
+
+def sde_to_header(sde: sde_module.AbstractSDE) -> dict:
+    """``{"name": class name, "parameters": {field: value}}`` for a bayesnoise SDE."""
+    name = type(sde).__name__
+    if name not in _SDES:
+        raise ValueError(f"sde must be one of {sorted(_SDES)}. Got {name}.")
+    return {
+        "name": name,
+        "parameters": {f.name: float(getattr(sde, f.name)) for f in dataclasses.fields(sde)},
+    }
+
+
+def sde_from_header(entry: dict) -> sde_module.AbstractSDE:
+    """The SDE described by a header's ``sde`` entry."""
+    try:
+        cls = _SDES[entry["name"]]
+        return cls(**entry.get("parameters", {}))
+    except (KeyError, TypeError) as error:
+        raise ValueError(
+            f"sde header entry must be {{'name': one of {sorted(_SDES)}, 'parameters': {{...}}}}. "
+            f"Got {entry!r}."
+        ) from error
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def save_checkpoint(
+    path: str | Path, network: eqx.Module, header: dict, *, dtype: str = "float32"
+) -> dict:
+    """Save a score network and its header in one file, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination (conventionally ``*.eqx``).
+    network : eqx.Module
+        A network from :mod:`bayesnoise.nets` (it must have ``hyperparameters``).
+    header : dict
+        JSON-serialisable metadata: ``sde`` (see :func:`sde_to_header`), ``data``,
+        ``training``... ``architecture`` is filled in from the network.
+    dtype : {"float32", "float16"}
+        Storage dtype of floating weights (loaded back as float32).
+
+    Returns
+    -------
+    dict
+        The complete header as written.
+    """
+    from bayesnoise.nets import architecture_name
+
+    if "sde" not in header:
+        raise ValueError("header must have an 'sde' entry (see sde_to_header). Got none.")
+    header = {
+        "kind": "score_network",
+        "architecture": {
+            "name": architecture_name(network),
+            "hyperparameters": network.hyperparameters,
+        },
+        **{k: v for k, v in header.items() if k not in ("architecture", "weights")},
+    }
+    return write_tree(path, network, header, dtype)
+
+
+def load_checkpoint(path: str | Path, like: eqx.Module | None = None) -> tuple[eqx.Module, dict]:
+    """Load a network saved by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file.
+    like : eqx.Module, optional
+        A network whose structure the weights must fit; by default it is rebuilt from the
+        header's ``architecture``.
+
+    Returns
+    -------
+    network, header
+
+    Raises
+    ------
+    ValueError
+        If the checksum does not match ("checksum mismatch: header says …, file has …"), or the
+        weights do not fit the architecture ("leaf shapes differ: …").
+    """
+    header = read_header(path)
+    if like is None:
+        try:
+            architecture = header["architecture"]
+            name, hyperparameters = architecture["name"], architecture["hyperparameters"]
+        except (KeyError, TypeError) as error:
+            raise ValueError(
+                f"{path}: header must have architecture.name and architecture.hyperparameters."
+            ) from error
+        like = eqx.filter_eval_shape(
+            lambda: build_network(name, hyperparameters, key=jax.random.key(0))
+        )
+    return read_tree(path, like)
+
+
+def load_score_prior(path: str | Path) -> ScoreNetPrior:
+    """A :class:`~bayesnoise.priors.ScoreNetPrior` from a checkpoint (SDE and shape from its header).
+
+    Examples
+    --------
+    >>> prior = load_score_prior("models/assets/fashion_unet.eqx")
+    >>> prior.score(x, 0.5)  # x of shape prior.shape
+    """
+    network, header = load_checkpoint(path)
+    try:
+        shape = tuple(int(s) for s in header["data"]["shape"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path}: header must have data.shape.") from error
+    return ScoreNetPrior(network, sde_from_header(header["sde"]), shape)

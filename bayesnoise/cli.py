@@ -1,0 +1,171 @@
+"""Command line: ``bayesnoise sample`` / ``bayesnoise report`` / ``bayesnoise train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+def _writable_directory(path: Path) -> Path:
+    """Create ``path`` if needed and check it is a writable directory, before any work."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"output directory {str(path)!r} cannot be created: {error}") from error
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"output directory {str(path)!r} is not writable.")
+    return path
+
+
+def _load_array(path: str, name: str) -> np.ndarray:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{name} file {str(path)!r} does not exist.")
+    return np.load(path)
+
+
+def _write_json(path: Path, content: dict) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+    with os.fdopen(handle, "w") as file:
+        json.dump(content, file, indent=2)
+    os.replace(temporary, path)
+
+
+def _sample(args) -> dict:
+    import bayesnoise as bn
+    from bayesnoise.metrics import psnr, ssim
+    from bayesnoise.model_file import load_model_file
+    from bayesnoise.report import write_report
+
+    out = _writable_directory(Path(args.out))
+    module = load_model_file(args.model_file)
+    truth = None
+    if args.observation is not None:
+        observation = _load_array(args.observation, "observation")
+        if args.truth is not None:
+            truth = {"x": _load_array(args.truth, "truth")}
+    elif hasattr(module, "simulate"):
+        observation, truth = module.simulate(args.seed)
+    else:
+        raise ValueError(
+            f"--observation is required: model file {args.model_file!r} defines no simulate()."
+        )
+    settings = {"sampler": "pigdm", "num_steps": 500, "num_chains": 4, "num_draws": 4}
+    settings.update(getattr(module, "defaults", {}))
+    for name in ("sampler", "num_steps", "num_chains", "num_draws", "start_time"):
+        value = getattr(args, name)
+        if value is not None:
+            settings[name] = value
+    if args.options is not None:
+        settings["sampler_options"] = json.loads(args.options)
+
+    started = time.perf_counter()
+    tree = bn.sample(module.model, observation, seed=args.seed, progress=True, **settings)
+    summary = bn.summarize(tree)
+    summary["wall_time_s"] = time.perf_counter() - started
+    summary["settings"] = {k: v for k, v in settings.items()}
+    first = "image" in tree.posterior.dims
+    posterior = {
+        name: np.asarray(tree.posterior[name].isel(image=0) if first else tree.posterior[name])
+        for name in tree.posterior.data_vars
+    }
+    if truth is not None:
+        truth = {k: np.asarray(v)[0] if first else np.asarray(v) for k, v in truth.items()}
+        summary["metrics"] = {}
+        for name, value in truth.items():
+            draws = posterior[name].reshape((-1,) + posterior[name].shape[2:])
+            mean = np.nanmean(draws, axis=0)
+            summary["metrics"][name] = {
+                "psnr_posterior_mean_db": psnr(mean, value, data_range=1.0),
+                "ssim_posterior_mean": ssim(mean, value, data_range=1.0),
+            }
+    bn.save_datatree(tree, out / "posterior.nc")
+    _write_json(out / "summary.json", summary)
+    shown = np.asarray(observation)[0] if first else np.asarray(observation)
+    write_report(out, observation=shown, posterior=posterior, truth=truth, summary=summary)
+    return summary
+
+
+def _report(args) -> None:
+    import xarray as xr
+
+    from bayesnoise.diagnostics import summarize
+    from bayesnoise.report import write_report
+
+    tree = xr.open_datatree(args.posterior, engine="h5netcdf")
+    first = "image" in tree.posterior.dims
+    pick = (lambda a: a.isel(image=0)) if first else (lambda a: a)
+    posterior = {name: np.asarray(pick(tree.posterior[name])) for name in tree.posterior.data_vars}
+    write_report(
+        Path(args.out),
+        observation=np.asarray(pick(tree.observed_data["y"])),
+        posterior=posterior,
+        summary=summarize(tree),
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bayesnoise.kernels import SAMPLERS
+
+    parser = argparse.ArgumentParser(prog="bayesnoise", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sample = commands.add_parser("sample", help="sample the posterior of a model file")
+    sample.add_argument("model_file")
+    sample.add_argument("--observation", help="y as .npy (default: the model's simulate())")
+    sample.add_argument("--truth", help="the true x as .npy, for PSNR/SSIM")
+    sample.add_argument("--sampler", help=f"one of {', '.join(sorted(SAMPLERS))}")
+    sample.add_argument("--chains", dest="num_chains", type=int)
+    sample.add_argument("--draws", dest="num_draws", type=int)
+    sample.add_argument("--steps", dest="num_steps", type=int)
+    sample.add_argument("--start-time", dest="start_time", type=float)
+    sample.add_argument(
+        "--options", help='sampler options as JSON, e.g. \'{"step_sizes": {"x": 0.5}}\''
+    )
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", required=True, help="output directory")
+
+    report = commands.add_parser("report", help="(re)write the report of a posterior.nc")
+    report.add_argument("posterior")
+    report.add_argument("--out", required=True)
+
+    train = commands.add_parser("train", help="train a score network prior")
+    try:
+        from bayesnoise.train import add_train_arguments
+
+        add_train_arguments(train)
+    except ImportError:  # pragma: no cover - training module absent
+        pass
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sample":
+            summary = _sample(args)
+            print(json.dumps({k: summary[k] for k in summary if k != "settings"}, indent=2))
+            print(f"wrote {Path(args.out) / 'report.html'}")
+        elif args.command == "report":
+            _report(args)
+        else:
+            from bayesnoise.train import run_from_arguments
+
+            run_from_arguments(args)
+    except (ValueError, TypeError, OSError, RuntimeError) as error:
+        print(f"bayesnoise {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

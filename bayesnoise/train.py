@@ -1,0 +1,320 @@
+"""Denoising score matching: train a score network for a diffusion prior.
+
+For an SDE with marginal q(x_t | x_0) = N(a_t x_0, s_t² I), draw t ~ U[eps, 1], z ~ N(0, I),
+x_t = a_t x_0 + s_t z and minimise (Song et al. 2021, eq. 7 with weighting λ(t) = s_t²)
+
+    L(θ) = E_{t, x_0, z} mean_pixels (net_θ(x_t, t) + z)²,
+
+so the network learns the *scaled* score s_t ∇ log p_t(x_t) = -E[z | x_t], the quantity
+:class:`~bayesnoise.priors.ScoreNetPrior` divides by s_t. Optimiser: Adam (the paper's
+lr 5e-4) after global-norm gradient clipping, with a linear warm-up; an exponential moving
+average (EMA) of the weights is kept and is what gets evaluated and exported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray
+from tqdm.auto import tqdm
+
+from bayesnoise.checkpoints import read_header, read_tree, write_tree
+from bayesnoise.sde import AbstractSDE
+
+__all__ = [
+    "TrainingState",
+    "dsm_loss",
+    "heldout_loss",
+    "make_optimizer",
+    "train_score_network",
+]
+
+Images = Float[Array, "num_images height width channels"]
+
+
+class TrainingState(NamedTuple):
+    """Everything a resumed run needs: weights, EMA weights, optimiser state, step and key."""
+
+    network: eqx.Module
+    ema_network: eqx.Module
+    opt_state: optax.OptState
+    step: Array
+    key: PRNGKeyArray
+
+
+def dsm_loss(
+    network: eqx.Module,
+    sde: AbstractSDE,
+    images: Images,
+    key: PRNGKeyArray,
+    eps: float = 1e-3,
+) -> Float[Array, ""]:
+    """Denoising score-matching loss of ``network`` on a batch of clean ``images``.
+
+    ``mean over batch and pixels of (net(a_t x_0 + s_t z, t) + z)²`` with t ~ U[eps, 1] per image.
+    A network that predicts 0 scores 1; the optimum is below 1 by the fraction of the noise
+    that can be recovered from x_t.
+    """
+    time_key, noise_key = jax.random.split(key)
+    times = jax.random.uniform(time_key, images.shape[:1], images.dtype, eps, 1.0)
+    noise = jax.random.normal(noise_key, images.shape, images.dtype)
+    return _loss_at(network, sde, images, times, noise)
+
+
+def _loss_at(network, sde, images, times, noise):
+    broadcast = (-1,) + (1,) * (images.ndim - 1)
+    mean = sde.marginal_mean_coefficient(times).reshape(broadcast)
+    std = sde.marginal_std(times).reshape(broadcast)
+    noisy = (mean * images + std * noise).astype(images.dtype)
+    prediction = jax.vmap(network)(noisy, times)
+    return jnp.mean((prediction + noise) ** 2)
+
+
+@eqx.filter_jit
+def _chunk_loss(network, sde, images, times, noise):
+    return _loss_at(network, sde, images, times, noise)
+
+
+def heldout_loss(
+    network: eqx.Module,
+    sde: AbstractSDE,
+    images: Images,
+    *,
+    key: PRNGKeyArray | None = None,
+    eps: float = 1e-3,
+    batch_size: int = 250,
+) -> float:
+    """The DSM loss on held-out images with fixed times and noise (comparable across calls).
+
+    The same ``key`` (default ``jax.random.key(0)``) draws the same t and z for every call, so
+    the numbers of two networks, or of one network at two training steps, differ only through
+    the networks. Evaluated in chunks of ``batch_size``; the last partial chunk is dropped.
+    """
+    images = jnp.asarray(images)
+    count = (images.shape[0] // batch_size) * batch_size
+    if count == 0:
+        batch_size = count = images.shape[0]
+    key = jax.random.key(0) if key is None else key
+    time_key, noise_key = jax.random.split(key)
+    times = jax.random.uniform(time_key, (count,), images.dtype, eps, 1.0)
+    noise = jax.random.normal(noise_key, (count, *images.shape[1:]), images.dtype)
+    losses = [
+        _chunk_loss(
+            network,
+            sde,
+            images[start : start + batch_size],
+            times[start : start + batch_size],
+            noise[start : start + batch_size],
+        )
+        for start in range(0, count, batch_size)
+    ]
+    return float(jnp.mean(jnp.stack(losses)))
+
+
+def make_optimizer(
+    learning_rate: float = 5e-4, grad_clip: float = 1.0, warmup_steps: int = 100
+) -> optax.GradientTransformation:
+    """Global-norm clipping, then Adam with a linear warm-up to ``learning_rate``."""
+    schedule = (
+        optax.linear_schedule(0.0, learning_rate, warmup_steps)
+        if warmup_steps > 0
+        else learning_rate
+    )
+    return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(schedule))
+
+
+def _make_step(sde, optimizer, ema_decay, batch_size, eps):
+    @eqx.filter_jit
+    def step(train_images, state: TrainingState):
+        key = jax.random.fold_in(state.key, state.step)
+        index_key, loss_key = jax.random.split(key)
+        # Batches are drawn (with replacement) from the step's own key, so a resumed run
+        # sees exactly the batches an uninterrupted one would have.
+        index = jax.random.randint(index_key, (batch_size,), 0, train_images.shape[0])
+        batch = train_images[index]
+        loss, grads = eqx.filter_value_and_grad(dsm_loss)(state.network, sde, batch, loss_key, eps)
+        params = eqx.filter(state.network, eqx.is_inexact_array)
+        updates, opt_state = optimizer.update(grads, state.opt_state, params)
+        network = eqx.apply_updates(state.network, updates)
+        ema_network = jax.tree.map(
+            lambda e, p: e * ema_decay + (1 - ema_decay) * p if eqx.is_inexact_array(e) else e,
+            state.ema_network,
+            network,
+        )
+        new_state = TrainingState(network, ema_network, opt_state, state.step + 1, state.key)
+        return new_state, loss
+
+    return step
+
+
+def _save_state(path: Path, state: TrainingState, header: dict) -> None:
+    tree = state._replace(key=jax.random.key_data(state.key))
+    write_tree(path, tree, {"kind": "training_state", **header})
+
+
+def _load_state(path: Path, like: TrainingState, header: dict) -> TrainingState:
+    tree, saved = read_tree(path, like._replace(key=jax.random.key_data(like.key)))
+    for name in ("sde", "batch_size", "num_train"):
+        if saved.get(name) != header.get(name):
+            raise ValueError(
+                f"{path}: cannot resume: the saved run has {name}={saved.get(name)!r}, "
+                f"this run has {name}={header.get(name)!r}. Delete the file to start afresh."
+            )
+    return tree._replace(key=jax.random.wrap_key_data(tree.key))
+
+
+def train_score_network(
+    network: eqx.Module,
+    sde: AbstractSDE,
+    train_images: Images,
+    heldout_images: Images | None = None,
+    *,
+    num_steps: int,
+    batch_size: int = 128,
+    learning_rate: float = 5e-4,
+    ema_decay: float = 0.999,
+    grad_clip: float = 1.0,
+    warmup_steps: int = 100,
+    eps: float = 1e-3,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 500,
+    eval_every: int = 500,
+    on_checkpoint: Callable[[eqx.Module, dict], Any] | None = None,
+    progress: bool = True,
+    key: PRNGKeyArray,
+) -> tuple[eqx.Module, dict[str, list]]:
+    """Train ``network`` by denoising score matching under ``sde``; return its EMA and a history.
+
+    Parameters
+    ----------
+    network : eqx.Module
+        ``network(x, t)`` on one channel-last image, e.g. :class:`bayesnoise.nets.UNet`.
+    sde : AbstractSDE
+        The forward SDE whose marginals define the noise levels.
+    train_images, heldout_images : array (N, H, W, C)
+        Clean training images; optional held-out images for the fixed-noise held-out loss.
+    num_steps : int
+        Total optimisation steps (a resumed run continues up to this number).
+    batch_size, learning_rate, ema_decay, grad_clip, warmup_steps, eps
+        Batch size; Adam's learning rate; EMA decay (0.999 for short runs, the paper's
+        0.99999 for long ones); global-norm clip; linear warm-up steps; smallest t.
+    checkpoint_path : str or Path, optional
+        Training-state file (weights, EMA, optimiser state, step, key), written atomically
+        every ``checkpoint_every`` steps and at the end. If it exists, training resumes from it.
+    eval_every : int
+        Steps between held-out evaluations (of the EMA weights).
+    on_checkpoint : callable, optional
+        Called as ``on_checkpoint(ema_network, summary)`` at every checkpoint, e.g. to export
+        a usable prior while training runs; ``summary`` has step, losses and wall time.
+    progress : bool
+        Show a tqdm progress bar with the loss and steps/s.
+    key : PRNGKeyArray
+        Randomness of batches, times and noise.
+
+    Returns
+    -------
+    ema_network : eqx.Module
+    history : dict
+        Lists ``step``, ``train_loss`` (mean since the previous record), ``heldout_loss``
+        (NaN where not evaluated), ``wall_time`` (seconds of training, summed over resumes).
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be a positive integer. Got {num_steps}.")
+    if not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1). Got {ema_decay}.")
+    train_images = jnp.asarray(train_images)
+    if train_images.ndim != 4:
+        raise ValueError(
+            f"train_images must have shape (N, height, width, channels). Got {train_images.shape}."
+        )
+    optimizer = make_optimizer(learning_rate, grad_clip, warmup_steps)
+    state = TrainingState(
+        network=network,
+        ema_network=network,
+        opt_state=optimizer.init(eqx.filter(network, eqx.is_inexact_array)),
+        step=jnp.asarray(0, dtype=jnp.int32),
+        key=key,
+    )
+    resume_header = {
+        "sde": type(sde).__name__,
+        "batch_size": batch_size,
+        "num_train": int(train_images.shape[0]),
+    }
+    history: dict[str, list] = {"step": [], "train_loss": [], "heldout_loss": [], "wall_time": []}
+    wall_time_before = 0.0
+    checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+    if checkpoint_path is not None and checkpoint_path.is_file():
+        state = _load_state(checkpoint_path, state, resume_header)
+        saved_header = read_header(checkpoint_path)
+        history = saved_header.get("history", history)
+        wall_time_before = float(saved_header.get("wall_time", 0.0))
+
+    step_fn = _make_step(sde, optimizer, ema_decay, batch_size, eps)
+    start_step = int(state.step)
+    started = time.perf_counter()
+    running, count = 0.0, 0
+
+    def wall_time():
+        return wall_time_before + time.perf_counter() - started
+
+    def record(step, evaluate):
+        nonlocal running, count
+        heldout = (
+            heldout_loss(state.ema_network, sde, heldout_images, eps=eps)
+            if evaluate and heldout_images is not None
+            else float("nan")
+        )
+        history["step"].append(step)
+        history["train_loss"].append(running / max(count, 1))
+        history["heldout_loss"].append(heldout)
+        history["wall_time"].append(wall_time())
+        running, count = 0.0, 0
+        return heldout
+
+    def checkpoint(step):
+        summary = {
+            "step": step,
+            "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
+            "heldout_loss": _last_finite(history["heldout_loss"]),
+            "wall_time": wall_time(),
+        }
+        if checkpoint_path is not None:
+            _save_state(checkpoint_path, state, {**resume_header, "history": history, **summary})
+        if on_checkpoint is not None:
+            on_checkpoint(state.ema_network, summary)
+
+    bar = tqdm(
+        total=num_steps, initial=start_step, disable=not progress, unit="step", smoothing=0.1
+    )
+    loss_value = None
+    for step in range(start_step + 1, num_steps + 1):
+        state, loss_value = step_fn(train_images, state)
+        if step % 10 == 0 or step == num_steps:
+            loss_value = float(loss_value)
+            running += loss_value
+            count += 1
+            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+            bar.update(step - bar.n)
+        evaluate = step % eval_every == 0 or step == num_steps
+        is_checkpoint = step % checkpoint_every == 0 or step == num_steps
+        if evaluate or is_checkpoint:
+            heldout = record(step, evaluate)
+            if evaluate and np.isfinite(heldout):
+                bar.set_postfix(loss=f"{loss_value:.4f}", heldout=f"{heldout:.4f}")
+        if is_checkpoint:
+            checkpoint(step)
+    bar.close()
+    return state.ema_network, history
+
+
+def _last_finite(values):
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return finite[-1] if finite else None
