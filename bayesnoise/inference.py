@@ -23,6 +23,7 @@ from bayesnoise.kernels import SAMPLERS
 from bayesnoise.kernels.base import split_like
 from bayesnoise.kernels.projection import pseudo_inverse
 from bayesnoise.output import to_datatree
+from bayesnoise.sde import time_grid
 from bayesnoise.target import posterior_target
 
 __all__ = ["sample", "TRACE_COUNTS"]
@@ -68,7 +69,7 @@ def _runner(target, sampler: str, static_options: tuple, length: int):
     over_trajectories = jax.vmap(one_step, in_axes=(0, 0, 0, None, None))
     over_images = jax.vmap(over_trajectories, in_axes=(0, 0, 0, 0, None))
 
-    def advance(states, diverged, base_key, first_step, observations, traced_options):
+    def advance(states, diverged, base_key, first_step, observations, traced_options, grid):
         TRACE_COUNTS[sampler] += 1
         shape = diverged.shape
 
@@ -76,9 +77,9 @@ def _runner(target, sampler: str, static_options: tuple, length: int):
             states, diverged = carry
             keys = jax.random.split(jax.random.fold_in(base_key, step_index), math.prod(shape))
             keys = keys.reshape(shape)
-            states, diverged, residual = over_images(
-                states, diverged, keys, observations, traced_options
-            )
+            options = {**traced_options, "time_step": grid[step_index] - grid[step_index + 1]}
+            states = states._replace(time=jnp.full_like(states.time, grid[step_index]))
+            states, diverged, residual = over_images(states, diverged, keys, observations, options)
             return (states, diverged), residual
 
         indices = first_step + jnp.arange(length)
@@ -159,6 +160,7 @@ def sample(
     seed: int = 0,
     start_time: float = 1.0,
     sampler_options: dict | None = None,
+    time_spacing: str = "quadratic",
     loop: str = "auto",
     progress: bool = True,
 ):
@@ -176,6 +178,8 @@ def sample(
     sampler_options : keyword arguments of the sampler's ``as_top_level_api`` (e.g.
         ``{"step_sizes": {"x": 0.5, "n": 0.5}}``). Floats are traced, so sweeping them does
         not recompile.
+    time_spacing : ``"uniform"`` (the paper's grid) or ``"quadratic"`` (finer near t = 0,
+        see :func:`bayesnoise.sde.time_grid`).
     loop : ``"python"`` (a jitted step driven from Python), ``"scan"`` (chunks in
         ``lax.scan``) or ``"auto"`` (python on CPU, scan elsewhere).
 
@@ -196,7 +200,8 @@ def sample(
         raise ValueError(f"loop must be one of {LOOPS}. Got loop={loop!r}.")
     if loop == "auto":
         loop = "python" if jax.default_backend() == "cpu" else "scan"
-    options = {"time_step": float(start_time) / num_steps, "start_time": float(start_time)}
+    grid = time_grid(num_steps, float(start_time), spacing=time_spacing)
+    options = {"time_step": float(grid[0] - grid[1]), "start_time": float(start_time)}
     options.update(sampler_options or {})
     traced_options, static_options = _split_options(options)
 
@@ -219,7 +224,7 @@ def sample(
             length = min(chunk, num_steps - first)
             advance = _runner(target, sampler, static_options, length)
             (states, diverged), residuals = advance(
-                states, diverged, step_key, jnp.asarray(first), observations, traced_options
+                states, diverged, step_key, jnp.asarray(first), observations, traced_options, grid
             )
             residual_traces.append(residuals)
             bar.update(length)
@@ -243,6 +248,7 @@ def sample(
             "sampler_options": repr(sampler_options or {}),
             "num_steps": num_steps,
             "start_time": float(start_time),
+            "time_spacing": time_spacing,
             "seed": seed,
             "loop": loop,
             "backend": jax.default_backend(),

@@ -13,6 +13,9 @@ average (EMA) of the weights is kept and is what gets evaluated and exported.
 
 from __future__ import annotations
 
+import os
+import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,14 +29,23 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 from tqdm.auto import tqdm
 
-from bayesnoise.checkpoints import read_header, read_tree, write_tree
-from bayesnoise.sde import AbstractSDE
+from bayesnoise.checkpoints import (
+    read_header,
+    read_tree,
+    save_checkpoint,
+    sde_to_header,
+    write_tree,
+)
+from bayesnoise.nets import build_network, count_parameters
+from bayesnoise.sde import VPSDE, AbstractSDE
 
 __all__ = [
+    "DATASETS",
     "TrainingState",
     "dsm_loss",
     "heldout_loss",
     "make_optimizer",
+    "train_from_config",
     "train_score_network",
 ]
 
@@ -188,6 +200,7 @@ def train_score_network(
     checkpoint_every: int = 500,
     eval_every: int = 500,
     on_checkpoint: Callable[[eqx.Module, dict], Any] | None = None,
+    max_wall_time: float | None = None,
     progress: bool = True,
     key: PRNGKeyArray,
 ) -> tuple[eqx.Module, dict[str, list]]:
@@ -214,6 +227,9 @@ def train_score_network(
     on_checkpoint : callable, optional
         Called as ``on_checkpoint(ema_network, summary)`` at every checkpoint, e.g. to export
         a usable prior while training runs; ``summary`` has step, losses and wall time.
+    max_wall_time : float, optional
+        Stop early (evaluating and checkpointing as at the last step) once this many seconds of
+        training have passed, summed over resumes; for fixed CPU budgets.
     progress : bool
         Show a tqdm progress bar with the loss and steps/s.
     key : PRNGKeyArray
@@ -303,14 +319,20 @@ def train_score_network(
             count += 1
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             bar.update(step - bar.n)
-        evaluate = step % eval_every == 0 or step == num_steps
-        is_checkpoint = step % checkpoint_every == 0 or step == num_steps
+        out_of_time = max_wall_time is not None and wall_time() > max_wall_time
+        last = step == num_steps or out_of_time
+        evaluate = step % eval_every == 0 or last
+        is_checkpoint = step % checkpoint_every == 0 or last
         if evaluate or is_checkpoint:
+            if count == 0:
+                running, count = float(loss_value), 1
             heldout = record(step, evaluate)
             if evaluate and np.isfinite(heldout):
-                bar.set_postfix(loss=f"{loss_value:.4f}", heldout=f"{heldout:.4f}")
+                bar.set_postfix(loss=f"{float(loss_value):.4f}", heldout=f"{heldout:.4f}")
         if is_checkpoint:
             checkpoint(step)
+        if out_of_time:
+            break
     bar.close()
     return state.ema_network, history
 
@@ -318,3 +340,192 @@ def train_score_network(
 def _last_finite(values):
     finite = [v for v in values if v is not None and np.isfinite(v)]
     return finite[-1] if finite else None
+
+
+# --------------------------------------------------------------------------- from a config
+
+DATASETS = ("fashion_mnist", "mnist_5k", "sine")
+_DEFAULT_ARCHITECTURES = {
+    "unet": {"channels": [16, 32, 64], "num_res_blocks": 1, "embedding_dim": 32},
+    "ncsnv2": {"features": 32},
+}
+
+
+def _load_dataset(dataset: str, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Training images, held-out images and the header's ``data`` entry for ``dataset``."""
+    from bayesnoise import data
+
+    if dataset == "fashion_mnist":
+        train, _ = data.load_fashion_mnist("train")
+        heldout = data.load_fashion_mnist("test")[0][:1000]
+        info = {"split": "train (60000); held out: first 1000 of test", "value_range": [0, 1]}
+    elif dataset == "mnist_5k":
+        (train, _), (heldout, _) = data.mnist_5k_split()
+        info = {"split": "mnist_5k_split: 4000 train / 1000 held out", "value_range": [0, 1]}
+    elif dataset == "sine":
+        base = jax.random.key(seed + 1_000_003)
+        train = np.asarray(data.sinusoidal_noise_dataset(jax.random.fold_in(base, 0), 20_000))
+        heldout = np.asarray(data.sinusoidal_noise_dataset(jax.random.fold_in(base, 1), 1000))
+        info = {
+            "split": f"20000 generated draws (seed {seed}); 1000 held-out draws",
+            "value_range": None,
+            "generator": "sinusoidal_noise_dataset(average_std=0.2, period=16)",
+        }
+    elif Path(dataset).suffix in (".npy", ".npz"):
+        images = data.load_array(dataset)
+        cut = max(1, images.shape[0] // 10)
+        train, heldout = images[:-cut], images[-cut:]
+        info = {"split": f"first {len(train)} train, last {cut} held out", "value_range": [0, 1]}
+    else:
+        raise ValueError(
+            f"dataset must be one of {DATASETS} or a .npy/.npz file. Got dataset={dataset!r}."
+        )
+    info = {
+        "dataset": dataset,
+        "shape": list(train.shape[1:]),
+        "layout": "channel-last (height, width, channels), float32",
+        "observed_range": [float(train.min()), float(train.max())],
+        "num_train": int(train.shape[0]),
+        "num_heldout": int(heldout.shape[0]),
+        **info,
+    }
+    return train, heldout, info
+
+
+def train_from_config(
+    dataset: str,
+    architecture: str,
+    out: str | Path,
+    *,
+    steps: int,
+    batch_size: int = 64,
+    learning_rate: float = 5e-4,
+    ema_decay: float = 0.999,
+    architecture_options: dict | None = None,
+    sde: AbstractSDE | None = None,
+    checkpoint_every: int = 250,
+    eval_every: int = 250,
+    state_path: str | Path | None = None,
+    max_wall_time: float | None = None,
+    weights_dtype: str = "float32",
+    seed: int = 0,
+    device: str | None = None,
+    command: str | None = None,
+    progress: bool = True,
+) -> tuple[eqx.Module, dict]:
+    """Train a score prior on a named dataset and write it as a checkpoint (the CLI's entry).
+
+    The exported file ``out`` (EMA weights + header, see :mod:`bayesnoise.checkpoints`) is
+    rewritten at every checkpoint, so a usable prior exists while training runs; its header's
+    ``training.finished`` turns true at the end. The resumable training state lives in
+    ``state_path`` (default ``out`` + ``.state``); running the same call again resumes.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"fashion_mnist"`` (60 000 train; held out: first 1 000 test images), ``"mnist_5k"``
+        (4 000 / 1 000), ``"sine"`` (generated sinusoidal noise, average std 0.2) or a
+        ``.npy``/``.npz`` file of images (last 10 % held out).
+    architecture : {"unet", "ncsnv2"}
+        Network family; ``architecture_options`` override its defaults (unet:
+        channels (16, 32, 64), one residual block per level, time embedding 32).
+    out : str or Path
+        The checkpoint to write.
+    steps, batch_size, learning_rate, ema_decay
+        Training length and optimiser settings (see :func:`train_score_network`).
+    sde : AbstractSDE, optional
+        Default ``VPSDE(beta_min=0.1, beta_max=20.0)``.
+    checkpoint_every, eval_every : int
+        Steps between checkpoints / held-out evaluations.
+    max_wall_time : float, optional
+        Stop early after this many seconds of training.
+    weights_dtype : {"float32", "float16"}
+        Storage dtype of the exported weights.
+    seed : int
+        Seed of the initial weights and the training randomness.
+    device, command : str, optional
+        Recorded in the header; by default the JAX platform and CPU count, and ``sys.argv``.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    ema_network, header
+    """
+    if architecture not in _DEFAULT_ARCHITECTURES:
+        raise ValueError(
+            f"architecture must be one of {sorted(_DEFAULT_ARCHITECTURES)}. "
+            f"Got architecture={architecture!r}."
+        )
+    out = Path(out)
+    state_path = Path(state_path) if state_path is not None else out.with_name(out.name + ".state")
+    sde = VPSDE(beta_min=0.1, beta_max=20.0) if sde is None else sde
+    train, heldout, data_info = _load_dataset(dataset, seed)
+    hyperparameters = {
+        **_DEFAULT_ARCHITECTURES[architecture],
+        "in_channels": int(train.shape[-1]),
+        **(architecture_options or {}),
+    }
+    init_key, train_key = jax.random.split(jax.random.key(seed))
+    network = build_network(architecture, hyperparameters, key=init_key)
+    if device is None:
+        device = f"{jax.devices()[0].platform}, {os.cpu_count()} cores"
+    training = {
+        "steps_requested": steps,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "ema_decay": ema_decay,
+        "grad_clip": 1.0,
+        "warmup_steps": 100,
+        "eps": 1e-3,
+        "seed": seed,
+        "loss": "mean over batch and pixels of (net(a_t x0 + s_t z, t) + z)^2, t ~ U[eps, 1]",
+        "command": command if command is not None else shlex.join(sys.argv),
+        "device": device,
+        "num_parameters": count_parameters(network),
+    }
+    base_header = {"sde": sde_to_header(sde), "data": data_info}
+
+    def export(ema_network, summary, finished=False):
+        header = {
+            **base_header,
+            "training": {
+                **training,
+                "steps": summary["step"],
+                "train_loss": summary["train_loss"],
+                "heldout_loss": summary["heldout_loss"],
+                "wall_time_s": round(summary["wall_time"], 1),
+                "finished": finished,
+            },
+        }
+        return save_checkpoint(out, ema_network, header, dtype=weights_dtype)
+
+    last_summary: dict = {}
+
+    def on_checkpoint(ema_network, summary):
+        last_summary.update(summary)
+        export(ema_network, summary)
+
+    ema_network, history = train_score_network(
+        network,
+        sde,
+        train,
+        heldout,
+        num_steps=steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        ema_decay=ema_decay,
+        checkpoint_path=state_path,
+        checkpoint_every=checkpoint_every,
+        eval_every=eval_every,
+        on_checkpoint=on_checkpoint,
+        max_wall_time=max_wall_time,
+        progress=progress,
+        key=train_key,
+    )
+    if not last_summary:  # resumed a run that had already finished
+        saved = read_header(state_path)
+        last_summary = {k: saved.get(k) for k in ("step", "train_loss", "heldout_loss")}
+        last_summary["wall_time"] = float(saved.get("wall_time", 0.0))
+    header = export(ema_network, last_summary, finished=True)
+    return ema_network, header

@@ -1,7 +1,8 @@
 """Joint annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1) on p_t(x, n | y).
 
 Each step runs ``steps_per_level`` Langevin moves at the noise level s_t of time t with step
-size epsilon * (s_t / s_end)^2, then lowers t by one time step; the score is the conditional
+size ``step_size * s_t^2`` (Song & Ermon's alpha_i = epsilon sigma_i^2 / sigma_L^2 with
+step_size = epsilon / sigma_L^2), then lowers t by one time step; the score is the conditional
 score of :mod:`bayesnoise.kernels.pigdm` (prior scores plus PiGDM guidance).
 
     x <- x + step * score(x, t) + sqrt(2 step) z
@@ -22,10 +23,8 @@ __all__ = ["init", "build_kernel", "as_top_level_api"]
 def build_kernel(target, steps_per_level: int = 5, covariance: str = "tweedie"):
     """``steps_per_level`` Langevin moves at the current noise level, then the next level."""
 
-    def kernel(rng_key, state, observation, time_step, step_size, end_time, guidance_weights):
-        sde = target.sde
-        end_std = sde.marginal_std(jnp.maximum(end_time + time_step, 1e-5))
-        step = step_size * (sde.marginal_std(state.time) / end_std) ** 2
+    def kernel(rng_key, state, observation, time_step, step_size, guidance_weights):
+        step = step_size * target.sde.marginal_std(state.time) ** 2
         position, residual_norm = state.position, jnp.zeros(())
         for key in jax.random.split(rng_key, steps_per_level):
             scores, residual_norm = conditional_score(
@@ -49,13 +48,12 @@ def as_top_level_api(
     *,
     time_step,
     start_time=1.0,
-    end_time=0.0,
     steps_per_level=5,
-    step_size=2e-5,
+    step_size=0.1,
     guidance_weights=None,
     covariance="tweedie",
 ):
-    """Joint annealed Langevin; ``step_size`` is epsilon, the step at the last noise level."""
+    """Joint annealed Langevin; the Langevin step at noise level s_t is ``step_size * s_t^2``."""
     kernel = build_kernel(target, steps_per_level, covariance)
     weights = guidance_weights or {}
 
@@ -63,6 +61,6 @@ def as_top_level_api(
         return init(position, start_time)
 
     def step_fn(rng_key, state):
-        return kernel(rng_key, state, observation, time_step, step_size, end_time, weights)
+        return kernel(rng_key, state, observation, time_step, step_size, weights)
 
     return SamplingAlgorithm(init_fn, step_fn)

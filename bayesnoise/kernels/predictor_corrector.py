@@ -8,6 +8,7 @@ conditional score s(x_t, t) + w grad log p(y | x_t, n_t) of :mod:`bayesnoise.ker
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from blackjax.base import SamplingAlgorithm
 
 from bayesnoise.kernels.base import (
@@ -32,9 +33,10 @@ def build_kernel(target, corrector_steps: int = 1, covariance: str = "tweedie"):
                 target, position, observation, state.time, guidance_weights, covariance
             )
 
-        # score_sde scales the VP corrector step by alpha_t = 1 - beta(t) dt.
+        # score_sde scales the VP corrector step by alpha_t = 1 - beta(t) dt; exp(-beta dt)
+        # agrees to first order and stays positive on coarse grids.
         sde = target.sde
-        alpha = 1.0 - sde._beta(state.time) * time_step if isinstance(sde, VPSDE) else 1.0
+        alpha = jnp.exp(-sde._beta(state.time) * time_step) if isinstance(sde, VPSDE) else 1.0
         position = state.position
         keys = jax.random.split(rng_key, corrector_steps + 1)
         for key in keys[:-1]:

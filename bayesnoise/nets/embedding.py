@@ -72,6 +72,9 @@ class SinusoidalEmbedding(eqx.Module):
 
     def __call__(self, t: Float[Array, ""]) -> Float[Array, " dim"]:
         half = self.dim // 2
-        frequencies = jnp.exp(-math.log(self.max_period) * jnp.arange(half) / (half - 1))
+        t = jnp.asarray(t, dtype=float)
+        frequencies = jnp.exp(
+            -math.log(self.max_period) * jnp.arange(half, dtype=t.dtype) / (half - 1)
+        )
         angles = self.time_scale * t * frequencies
         return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)])
