@@ -194,23 +194,31 @@ def _driver_setup(problem: Problem, row: Row, num_chains: int, num_steps: int):
     init_key, step_key = jax.random.split(jax.random.key(0))
     positions = _initial_positions(problem.target, init_key, problem.observations, num_chains, 1.0)
 
-    def fresh_states():  # the step donates its states, so every run starts from a copy
+    def fresh():  # the step donates its states, so every run starts from a copy
         states = jax.vmap(jax.vmap(algorithm.init))(jax.tree.map(jnp.copy, positions))
         diverged = jnp.zeros((problem.observations.shape[0], num_chains), dtype=bool)
         return states, diverged
 
-    return traced_options, static_options, grid, step_key, fresh_states
+    return traced_options, static_options, grid, step_key, fresh
+
+
+def _median_seconds(run, repeats: int, max_seconds: float) -> float:
+    """Median of up to ``repeats`` runs; stops early once the runs took ``max_seconds``."""
+    seconds = [run()]
+    while len(seconds) < repeats and sum(seconds) < max_seconds:
+        seconds.append(run())
+    return statistics.median(seconds)
 
 
 def _count_convolutions(compiled) -> int:
     return len(re.findall(r"\bconvolution\(", compiled.as_text()))
 
 
-def time_kernel(problem, row, num_chains, num_steps, mode, repeats):
+def time_kernel(problem, row, num_chains, num_steps, mode, repeats, max_seconds):
     """Median seconds per step of the driver's step function, its compile time and conv count."""
-    traced, static, grid, step_key, fresh_states = _driver_setup(problem, row, num_chains, num_steps)
+    traced, static, grid, step_key, fresh = _driver_setup(problem, row, num_chains, num_steps)
     length = 1 if mode == "loop" else num_steps
-    states, diverged = fresh_states()
+    states, diverged = fresh()
     first = jnp.asarray(0)
     started = wallclock.perf_counter()
     advance = (
@@ -221,7 +229,7 @@ def time_kernel(problem, row, num_chains, num_steps, mode, repeats):
     compile_seconds = wallclock.perf_counter() - started
 
     def run():
-        states, diverged = jax.block_until_ready(fresh_states())
+        states, diverged = jax.block_until_ready(fresh())
         residual_traces = []
         started = wallclock.perf_counter()
         for first in range(0, num_steps, length):  # as in bayesnoise.sample
@@ -230,10 +238,10 @@ def time_kernel(problem, row, num_chains, num_steps, mode, repeats):
             )
             residual_traces.append(residuals)
         jax.block_until_ready(states.position)
-        return (wallclock.perf_counter() - started) / num_steps
+        return wallclock.perf_counter() - started
 
-    per_step = [run() for _ in range(repeats)]
-    return statistics.median(per_step), compile_seconds, _count_convolutions(advance)
+    seconds = _median_seconds(run, repeats, max_seconds) / num_steps
+    return seconds, compile_seconds, _count_convolutions(advance)
 
 
 def count_matvecs(problem, row, num_chains, num_steps):
@@ -244,7 +252,7 @@ def count_matvecs(problem, row, num_chains, num_steps):
     and so the report, runs once per iteration of the slowest trajectory.
     """
     num_calls = row.plan.count("tweedie")
-    traced, static, grid, step_key, fresh_states = _driver_setup(problem, row, num_chains, num_steps)
+    traced, static, grid, step_key, fresh = _driver_setup(problem, row, num_chains, num_steps)
     site_numbers = itertools.count()
     reports = []
 
@@ -257,7 +265,7 @@ def count_matvecs(problem, row, num_chains, num_steps):
 
         return jax_cg(reporting_matvec, b, **kwargs)
 
-    states, diverged = fresh_states()
+    states, diverged = fresh()
     with mock.patch.object(bayesnoise.guidance, "cg", reporting_cg):
         # a fresh jit (not the cached one the timing uses) traced with the reporting CG
         advance = _runner.__wrapped__(problem.target, row.sampler, static, 1)
@@ -299,7 +307,9 @@ def _bare_step(priors, plan):
                 (output,) = pullback(output)
             else:
                 output, jvp = jax.linearize(scores, position)
-                output = jax.lax.fori_loop(0, matvecs[tweedie_calls], lambda _, v: jvp(v), output)
+                output = jax.lax.fori_loop(
+                    0, matvecs[tweedie_calls], lambda _, v, jvp=jvp: jvp(v), output
+                )
                 (output,) = jax.linear_transpose(jvp, position)(output)
                 tweedie_calls += 1
             # the next evaluation depends on this one (no CSE), and values stay bounded
@@ -310,35 +320,41 @@ def _bare_step(priors, plan):
     return jax.vmap(over_trajectories, in_axes=(0, None, None))
 
 
-def time_bare(problem, plan, matvecs, num_chains, num_steps, mode, repeats):
+def _bare_program(problem, plan, num_chains, num_steps, mode):
+    """The compiled bare program; kept, since rows with the same plan share it."""
+    key = (plan, num_chains, num_steps, mode)
+    if key not in _BARE_PROGRAMS:
+        bare_step = _bare_step(problem.priors, plan)
+        positions = _initial_positions(
+            problem.target, jax.random.key(0), problem.observations, num_chains, 1.0
+        )
+        times = np.asarray(time_grid(num_steps, 1.0)[:-1])
+        matvecs = np.zeros((num_steps, plan.count("tweedie")), dtype=np.int32)
+        if mode == "loop":
+            advance, arguments = bare_step, (positions, times[0], matvecs[0])
+        else:
+
+            def advance(position, times, matvecs):
+                def body(position, inputs):
+                    return bare_step(position, *inputs), None
+
+                return jax.lax.scan(body, position, (times, matvecs))[0]
+
+            arguments = (positions, times, matvecs)
+        compiled = jax.jit(advance, donate_argnums=0).lower(*arguments).compile()
+        _BARE_PROGRAMS[key] = (compiled, positions, times)
+    return _BARE_PROGRAMS[key]
+
+
+_BARE_PROGRAMS: dict = {}
+
+
+def time_bare(problem, plan, matvecs, num_chains, num_steps, mode, repeats, max_seconds):
     """Median seconds per step of the bare network work, driven like the kernel step."""
-    bare_step = _bare_step(problem.priors, plan)
-    positions = _initial_positions(
-        problem.target, jax.random.key(1), problem.observations, num_chains, 1.0
-    )
+    compiled, positions, times = _bare_program(problem, plan, num_chains, num_steps, mode)
     # host arrays: the loop sends one time and one row of counts per call, as ``sample`` sends
     # the step index
-    times = np.asarray(time_grid(num_steps, 1.0)[:-1])
     matvecs = np.asarray(matvecs, dtype=np.int32)
-
-    if mode == "loop":
-
-        def advance(position, time, matvecs):
-            return bare_step(position, time, matvecs)
-
-        arguments = (positions, times[0], matvecs[0])
-    else:
-
-        def advance(position, times, matvecs):
-            def body(position, inputs):
-                return bare_step(position, *inputs), None
-
-            return jax.lax.scan(body, position, (times, matvecs))[0]
-
-        arguments = (positions, times, matvecs)
-    started = wallclock.perf_counter()
-    compiled = jax.jit(advance, donate_argnums=0).lower(*arguments).compile()
-    compile_seconds = wallclock.perf_counter() - started
 
     def run():
         position = jax.block_until_ready(jax.tree.map(jnp.copy, positions))
@@ -349,10 +365,10 @@ def time_bare(problem, plan, matvecs, num_chains, num_steps, mode, repeats):
         else:
             position = compiled(position, times, matvecs)
         jax.block_until_ready(position)
-        return (wallclock.perf_counter() - started) / num_steps
+        return wallclock.perf_counter() - started
 
-    per_step = [run() for _ in range(repeats)]
-    return statistics.median(per_step), compile_seconds, _count_convolutions(compiled)
+    seconds = _median_seconds(run, repeats, max_seconds) / num_steps
+    return seconds, _count_convolutions(compiled)
 
 
 # --------------------------------------------------------------------------- the table
@@ -379,6 +395,12 @@ def parse_arguments(argv=None):
     parser.add_argument("--chains", type=int, nargs="+", default=None, help="default 1 8 64")
     parser.add_argument("--steps", type=int, default=None, help="steps per trajectory (20)")
     parser.add_argument("--repeats", type=int, default=None, help="timed trajectories (3)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=5.0,
+        help="stop repeating a measurement once its trajectories took this long (5)",
+    )
     parser.add_argument(
         "--kernels", nargs="+", choices=sorted(ROWS), default=None, help="default: all rows"
     )
@@ -426,12 +448,9 @@ def main(argv=None) -> list[dict]:
             else:
                 matvecs = np.zeros((arguments.steps, 0), dtype=np.int32)
             for mode in arguments.modes:
-                step, compile_step, step_convs = time_kernel(
-                    problem, row, num_chains, arguments.steps, mode, arguments.repeats
-                )
-                bare, _, bare_convs = time_bare(
-                    problem, row.plan, matvecs, num_chains, arguments.steps, mode, arguments.repeats
-                )
+                timing = (arguments.steps, mode, arguments.repeats, arguments.max_seconds)
+                step, compile_step, step_convs = time_kernel(problem, row, num_chains, *timing)
+                bare, bare_convs = time_bare(problem, row.plan, matvecs, num_chains, *timing)
                 record = {
                     "kernel": name,
                     "sampler": row.sampler,

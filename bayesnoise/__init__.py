@@ -5,7 +5,7 @@ coupled only through the likelihood of y (Stevens et al., "Removing Structured N
 Diffusion Models").
 """
 
-from bayesnoise import kernels, operators, target
+from bayesnoise import kernels, operators, target  # noqa: F401  (public submodules)
 from bayesnoise.diagnostics import summarize
 from bayesnoise.inference import sample
 from bayesnoise.model import joint_model
