@@ -110,3 +110,13 @@ def test_euler_maruyama_has_weak_order_one(key):
     errors = [abs(float(jnp.var(run(n, key))) - 0.25) for n in steps]
     slope = np.polyfit(np.log(1.0 / np.array(steps)), np.log(errors), 1)[0]
     assert 0.8 < slope < 1.25, f"errors {errors}, slope {slope:.2f}"
+
+
+def test_sample_prior_draws_the_gaussian_prior(key):
+    """Unconditional reverse diffusion of an analytic prior reproduces its moments."""
+    from bayesnoise.priors.sampling import sample_prior
+
+    prior = bn.GaussianPrior((3,), bn.VPSDE(), mean=0.5, variance=jnp.array([0.04, 0.25, 1.0]))
+    draws = np.asarray(sample_prior(prior, key, 4000, num_steps=100))
+    np.testing.assert_allclose(draws.mean(0), 0.5, atol=4 * np.sqrt(1.0 / 4000))
+    np.testing.assert_allclose(draws.var(0), [0.04, 0.25, 1.0], rtol=4 * np.sqrt(2 / 4000))
