@@ -53,5 +53,7 @@ def gaussian_posterior(model, observation) -> dict[str, tuple[np.ndarray, np.nda
 def nuts_posterior(model, observation, *, num_samples=2000, num_warmup=1000, seed=0):
     """NUTS draws {site: (num_samples, *shape)} of the same NumPyro model at diffusion time 0."""
     mcmc = MCMC(NUTS(model), num_warmup=num_warmup, num_samples=num_samples, progress_bar=False)
-    mcmc.run(jax.random.key(seed), observation=jnp.asarray(observation), diffusion_time=0.0)
+    # NumPyro's NUTS mixes int32 and float32 internally: allow standard promotion for it.
+    with jax.numpy_dtype_promotion("standard"):
+        mcmc.run(jax.random.key(seed), observation=jnp.asarray(observation), diffusion_time=0.0)
     return {name: np.asarray(value) for name, value in mcmc.get_samples().items()}
