@@ -8,7 +8,9 @@ Usage (each run resumes from its ``.state`` file if interrupted)::
 
 The priors shipped with the project were trained on a shared 2-core CPU, in the background::
 
-    nohup nice -n 10 python analyses/train_priors.py fashion --minutes 70 > /tmp/train_fashion.log 2>&1 &
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \\
+        nohup nice -n 10 taskset -c 0 python analyses/train_priors.py fashion --minutes 75 \\
+        > /tmp/train_fashion.log 2>&1 &
 """
 
 from __future__ import annotations
