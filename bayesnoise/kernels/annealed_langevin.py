@@ -12,9 +12,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from blackjax.base import SamplingAlgorithm
 
-from bayesnoise.kernels.base import DiffusionInfo, DiffusionState, init, split_like
+from bayesnoise.kernels.base import (
+    DiffusionInfo,
+    DiffusionState,
+    init,
+    sampling_algorithm,
+    split_like,
+)
 from bayesnoise.kernels.pigdm import conditional_score
 
 __all__ = ["init", "build_kernel", "as_top_level_api"]
@@ -56,11 +61,4 @@ def as_top_level_api(
     """Joint annealed Langevin; the Langevin step at noise level s_t is ``step_size * s_t^2``."""
     kernel = build_kernel(target, steps_per_level, covariance)
     weights = guidance_weights or {}
-
-    def init_fn(position, rng_key=None):
-        return init(position, start_time)
-
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, observation, time_step, step_size, weights)
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    return sampling_algorithm(kernel, start_time, observation, time_step, step_size, weights)

@@ -12,11 +12,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from blackjax.base import SamplingAlgorithm
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from bayesnoise.sde import AbstractSDE
 
 __all__ = [
+    "sampling_algorithm",
     "DiffusionState",
     "DiffusionInfo",
     "init",
@@ -45,6 +47,18 @@ class DiffusionInfo(NamedTuple):
 def init(position: Position, start_time: float = 1.0) -> DiffusionState:
     """Start a reverse diffusion at ``start_time`` (1 for the SDE's prior, < 1 for SDEdit)."""
     return DiffusionState(dict(position), jnp.asarray(start_time, dtype=jnp.float32))
+
+
+def sampling_algorithm(kernel, start_time, *kernel_args) -> SamplingAlgorithm:
+    """BlackJAX's ``SamplingAlgorithm`` around ``kernel(rng_key, state, *kernel_args)``."""
+
+    def init_fn(position, rng_key=None):
+        return init(position, start_time)
+
+    def step_fn(rng_key, state):
+        return kernel(rng_key, state, *kernel_args)
+
+    return SamplingAlgorithm(init_fn, step_fn)
 
 
 def split_like(rng_key: PRNGKeyArray, position: Position) -> dict[str, PRNGKeyArray]:

@@ -11,10 +11,14 @@ assumed to vanish.
 
 from __future__ import annotations
 
-from blackjax.base import SamplingAlgorithm
-
 from bayesnoise.guidance import dps_guidance
-from bayesnoise.kernels.base import DiffusionInfo, DiffusionState, init, reverse_euler_maruyama
+from bayesnoise.kernels.base import (
+    DiffusionInfo,
+    DiffusionState,
+    init,
+    reverse_euler_maruyama,
+    sampling_algorithm,
+)
 
 __all__ = ["init", "build_kernel", "as_top_level_api"]
 
@@ -40,12 +44,4 @@ def build_kernel(target):
 def as_top_level_api(target, observation, *, time_step, start_time=1.0, step_sizes=None):
     """Joint DPS sampling; ``step_sizes`` maps each site to its zeta (default 1.0)."""
     kernel = build_kernel(target)
-    step_sizes = step_sizes or {}
-
-    def init_fn(position, rng_key=None):
-        return init(position, start_time)
-
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, observation, time_step, step_sizes)
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    return sampling_algorithm(kernel, start_time, observation, time_step, step_sizes or {})

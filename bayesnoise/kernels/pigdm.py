@@ -11,11 +11,14 @@ The authors' released weights for CelebA + MNIST are w_x = 0.93, w_n = 0.88 (sca
 
 from __future__ import annotations
 
-import jax
-from blackjax.base import SamplingAlgorithm
-
 from bayesnoise.guidance import pigdm_guidance
-from bayesnoise.kernels.base import DiffusionInfo, DiffusionState, init, reverse_euler_maruyama
+from bayesnoise.kernels.base import (
+    DiffusionInfo,
+    DiffusionState,
+    init,
+    reverse_euler_maruyama,
+    sampling_algorithm,
+)
 
 __all__ = ["init", "build_kernel", "as_top_level_api", "conditional_score"]
 
@@ -49,7 +52,7 @@ def build_kernel(target, covariance: str = "tweedie"):
 
 def as_top_level_api(
     target, observation, *, time_step, start_time=1.0, guidance_weights=None, covariance="tweedie"
-) -> SamplingAlgorithm:
+):
     """Joint PiGDM sampling of ``target`` given ``observation``.
 
     Parameters
@@ -59,11 +62,5 @@ def as_top_level_api(
     covariance : ``"tweedie"`` (exact for Gaussian priors) or ``"scalar"`` (PiGDM's r_t^2).
     """
     kernel = build_kernel(target, covariance)
-
-    def init_fn(position, rng_key=None):
-        return init(position, start_time)
-
-    def step_fn(rng_key: jax.Array, state):
-        return kernel(rng_key, state, observation, time_step, guidance_weights)
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    weights = guidance_weights or {}
+    return sampling_algorithm(kernel, start_time, observation, time_step, weights)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from blackjax.base import SamplingAlgorithm
 
 from bayesnoise.kernels.base import (
     DiffusionInfo,
@@ -17,6 +16,7 @@ from bayesnoise.kernels.base import (
     init,
     langevin_step,
     reverse_euler_maruyama,
+    sampling_algorithm,
 )
 from bayesnoise.kernels.pigdm import conditional_score
 from bayesnoise.sde import VPSDE
@@ -63,11 +63,4 @@ def as_top_level_api(
     """Joint predictor–corrector sampling (score_sde's default snr is 0.16)."""
     kernel = build_kernel(target, corrector_steps, covariance)
     weights = guidance_weights or {}
-
-    def init_fn(position, rng_key=None):
-        return init(position, start_time)
-
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, observation, time_step, signal_to_noise, weights)
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    return sampling_algorithm(kernel, start_time, observation, time_step, signal_to_noise, weights)

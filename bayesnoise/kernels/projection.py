@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from blackjax.base import SamplingAlgorithm
 from jax.scipy.sparse.linalg import cg
 
 from bayesnoise.kernels.base import (
@@ -23,6 +22,7 @@ from bayesnoise.kernels.base import (
     diffuse_observation,
     init,
     reverse_euler_maruyama,
+    sampling_algorithm,
 )
 
 __all__ = ["init", "build_kernel", "as_top_level_api", "pseudo_inverse"]
@@ -70,12 +70,4 @@ def build_kernel(target):
 def as_top_level_api(target, observation, *, time_step, start_time=1.0, step_sizes=None):
     """Joint projection; ``step_sizes`` maps each site to its weight (lambda, kappa)."""
     kernel = build_kernel(target)
-    step_sizes = step_sizes or {}
-
-    def init_fn(position, rng_key=None):
-        return init(position, start_time)
-
-    def step_fn(rng_key, state):
-        return kernel(rng_key, state, observation, time_step, step_sizes)
-
-    return SamplingAlgorithm(init_fn, step_fn)
+    return sampling_algorithm(kernel, start_time, observation, time_step, step_sizes or {})
