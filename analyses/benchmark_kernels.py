@@ -43,8 +43,8 @@ what a trained network gives; the ratio, not m, is the point.
 ``convs`` counts the ``convolution`` instructions of the compiled kernel program and of its
 bare program (a loop body counted once): more in the kernel would mean network passes that XLA
 did not deduplicate. Times are the best of up to ``--repeats`` trajectories, kernel and bare
-alternating so that both see the same load (fewer repeats once a pair takes ``--max-seconds``):
-on a shared machine noise only adds time.
+alternating so that both see the same load (fewer once they took ``--max-seconds``; a cheap
+first pair is dropped as a warm-up): on a shared machine noise only adds time.
 
 Run (about 6 minutes at load average 4-5 on 2 shared CPU cores, 40 % of it compiling)::
 
@@ -210,10 +210,15 @@ def best_of_pairs(run_step, run_bare, repeats: int, max_seconds: float) -> tuple
     """The fastest of up to ``repeats`` alternating runs of each; fewer once they took long.
 
     Alternating the two makes them see the same load from other processes; the minimum is
-    the run least disturbed by it (the noise of a shared machine only ever adds time).
+    the run least disturbed by it (the noise of a shared machine only ever adds time). The
+    first pair, a program's first execution, is dropped as a warm-up when it was cheap.
     """
     step_seconds, bare_seconds = [run_step()], [run_bare()]
-    while len(step_seconds) < repeats and sum(step_seconds) + sum(bare_seconds) < max_seconds:
+    if step_seconds[0] + bare_seconds[0] < 0.1 * max_seconds:
+        step_seconds, bare_seconds = [], []
+    while not step_seconds or (
+        len(step_seconds) < repeats and sum(step_seconds) + sum(bare_seconds) < max_seconds
+    ):
         step_seconds.append(run_step())
         bare_seconds.append(run_bare())
     return min(step_seconds), min(bare_seconds)
@@ -420,14 +425,14 @@ def parse_arguments(argv=None):
     parser.add_argument("--width", type=int, default=16, help="channels of the network (16)")
     parser.add_argument("--layers", type=int, default=3, help="conv layers of the conv network (3)")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke run: 8 chains, 5 steps, 1 repeat"
+        "--quick", action="store_true", help="smoke run: 8 chains, 5 steps, 2 repeats"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the records as JSON")
     arguments = parser.parse_args(argv)
     quick = arguments.quick
     arguments.chains = arguments.chains or ([8] if quick else [1, 8, 64])
     arguments.steps = arguments.steps or (5 if quick else 10)
-    arguments.repeats = arguments.repeats or (1 if quick else 3)
+    arguments.repeats = arguments.repeats or (2 if quick else 3)
     arguments.kernels = arguments.kernels or list(ROWS)
     return arguments
 
