@@ -1,7 +1,7 @@
 """The driver: run a joint kernel over the time grid for many images and trajectories at once.
 
 Every (chain, draw) is an independent reverse-diffusion trajectory; they are vmapped together
-with the images, stepped by one jitted function, and guarded per trajectory against NaN/inf.
+with the images, stepped by one jitted function, and guarded per trajectory against NaN/inf and runaway values (|x| >= 1e6).
 On CPU the step is driven from a Python loop (XLA runs convolutions inside ``lax.scan`` much
 more slowly there; see ``analyses/benchmark_kernels.py``); elsewhere chunks of steps run inside
 ``lax.scan``. The loop and the scan draw the same random numbers, so they give the same samples.
@@ -33,6 +33,9 @@ TRACE_COUNTS: collections.Counter = collections.Counter()
 
 LOOPS = ("auto", "python", "scan")
 
+DIVERGENCE_BOUND = 1e6
+"""A trajectory with a value that is NaN, infinite or of magnitude >= this has diverged."""
+
 
 def _split_options(options: dict) -> tuple[dict, tuple]:
     """Floats (and dicts of floats) become traced arguments; the rest is static."""
@@ -60,7 +63,12 @@ def _runner(target, sampler: str, static_options: tuple, length: int):
         )
         new_state, info = algorithm.step(key, state)
         finite = jnp.all(
-            jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(new_state.position)])
+            jnp.stack(
+                [
+                    jnp.all(jnp.isfinite(v) & (jnp.abs(v) < DIVERGENCE_BOUND))
+                    for v in jax.tree.leaves(new_state.position)
+                ]
+            )
         )
         kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
         kept = kept._replace(time=new_state.time)
