@@ -1,10 +1,12 @@
 """The driver: run a joint kernel over the time grid for many images and trajectories at once.
 
 Every (chain, draw) is an independent reverse-diffusion trajectory; they are vmapped together
-with the images, stepped by one jitted function, and guarded per trajectory against NaN/inf and runaway values (|x| >= 1e6).
-On CPU the step is driven from a Python loop (XLA runs convolutions inside ``lax.scan`` much
-more slowly there; see ``analyses/benchmark_kernels.py``); elsewhere chunks of steps run inside
-``lax.scan``. The loop and the scan draw the same random numbers, so they give the same samples.
+with the images, stepped by one jitted function, and guarded per trajectory against NaN/inf
+and runaway values (|x| >= 1e6). On CPU the step is driven from a Python loop: inside
+``lax.scan`` XLA runs the input-gradient convolution of a network's VJP on a slow path, 1.3-5x
+slower per step (measured by ``analyses/benchmark_kernels.py``); elsewhere chunks of steps run
+inside ``lax.scan``. The loop and the scan draw the same random numbers, so they give the same
+samples.
 """
 
 from __future__ import annotations
