@@ -53,7 +53,10 @@ __all__ = [
 FORMAT_VERSION = 1
 MAGIC = b"bayesnoise-checkpoint\n"
 _STORAGE_DTYPES = ("float32", "float16")
-_SDES = {cls.__name__: cls for cls in (sde_module.VPSDE, sde_module.SubVPSDE, sde_module.VESDE, sde_module.SimpleSDE)}  # fmt: skip
+_SDES = {
+    cls.__name__: cls
+    for cls in (sde_module.VPSDE, sde_module.SubVPSDE, sde_module.VESDE, sde_module.SimpleSDE)
+}
 
 
 # --------------------------------------------------------------------------- low level
@@ -86,7 +89,7 @@ def _leaf_names(tree: PyTree) -> list[str]:
 def _deserialise(weights: bytes, like: PyTree, source: str) -> PyTree:
     """Read ``weights`` into the structure of ``like``, checking every array leaf's shape."""
     names = iter(_leaf_names(like))
-    differences = []
+    differences, missing = [], []
 
     def read_leaf(f, leaf):
         if not _is_array(leaf):
@@ -94,17 +97,22 @@ def _deserialise(weights: bytes, like: PyTree, source: str) -> PyTree:
         name = next(names)
         try:
             array = np.load(f, allow_pickle=False)
-        except (ValueError, EOFError, OSError) as error:
-            raise ValueError(
-                f"{source}: the file holds fewer weights than the architecture needs "
-                f"(ran out at leaf {name}): {error}"
-            ) from error
+        except (ValueError, EOFError, OSError):
+            missing.append(name)
+            return jnp.zeros(leaf.shape, leaf.dtype)  # keep going; reported below
         if tuple(array.shape) != tuple(leaf.shape):
             differences.append(f"{name}: expected {tuple(leaf.shape)}, got {tuple(array.shape)}")
+            return jnp.zeros(leaf.shape, leaf.dtype)  # keep reading; all differences reported
         return jnp.asarray(array, dtype=leaf.dtype)
 
     buffer = io.BytesIO(weights)
     tree = eqx.tree_deserialise_leaves(buffer, like, filter_spec=read_leaf)
+    if missing:
+        raise ValueError(
+            f"{source}: the file holds fewer weights than the architecture needs "
+            f"({len(missing)} leaves missing, from {missing[0]}): the architecture in the "
+            "header does not match."
+        )
     if differences:
         shown = "; ".join(differences[:5])
         more = f" (and {len(differences) - 5} more)" if len(differences) > 5 else ""
@@ -306,7 +314,7 @@ def load_checkpoint(path: str | Path, like: eqx.Module | None = None) -> tuple[e
 
 
 def load_score_prior(path: str | Path) -> ScoreNetPrior:
-    """A :class:`~bayesnoise.priors.ScoreNetPrior` from a checkpoint (SDE and shape from its header).
+    """A :class:`~bayesnoise.priors.ScoreNetPrior` from a checkpoint (SDE, shape: its header).
 
     Examples
     --------
@@ -318,4 +326,4 @@ def load_score_prior(path: str | Path) -> ScoreNetPrior:
         shape = tuple(int(s) for s in header["data"]["shape"])
     except (KeyError, TypeError) as error:
         raise ValueError(f"{path}: header must have data.shape.") from error
-    return ScoreNetPrior(network, sde_from_header(header["sde"]), shape)
+    return ScoreNetPrior(network=network, sde=sde_from_header(header["sde"]), shape=shape)

