@@ -113,6 +113,31 @@ def _report(args) -> None:
     )
 
 
+def _train(args) -> None:
+    import shlex
+
+    import jax
+
+    from bayesnoise.train import train_from_config
+
+    _writable_directory(Path(args.out).resolve().parent)
+    train_from_config(
+        args.dataset,
+        args.architecture,
+        args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        ema_decay=args.ema_decay,
+        max_wall_time=None if args.minutes is None else 60.0 * args.minutes,
+        weights_dtype=args.dtype,
+        seed=args.seed,
+        device=f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
+        command="bayesnoise " + shlex.join(sys.argv[1:]),
+    )
+    print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bayesnoise.kernels import SAMPLERS
 
@@ -138,13 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("posterior")
     report.add_argument("--out", required=True)
 
-    train = commands.add_parser("train", help="train a score network prior")
-    try:
-        from bayesnoise.train import add_train_arguments
-
-        add_train_arguments(train)
-    except ImportError:  # pragma: no cover - training module absent
-        pass
+    train = commands.add_parser("train", help="train a score network prior (DSM, resumable)")
+    train.add_argument("dataset", help="fashion_mnist, mnist_5k, sine, or a .npy/.npz path")
+    train.add_argument("--out", required=True, help="checkpoint to write (.eqx)")
+    train.add_argument("--architecture", default="unet", choices=["unet", "ncsnv2"])
+    train.add_argument("--steps", type=int, default=10_000)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--learning-rate", type=float, default=5e-4)
+    train.add_argument("--ema-decay", type=float, default=0.999)
+    train.add_argument("--minutes", type=float, help="wall-time budget; rerun to resume")
+    train.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    train.add_argument("--seed", type=int, default=0)
     return parser
 
 
@@ -158,9 +187,7 @@ def main(argv=None) -> int:
         elif args.command == "report":
             _report(args)
         else:
-            from bayesnoise.train import run_from_arguments
-
-            run_from_arguments(args)
+            _train(args)
     except (ValueError, TypeError, OSError, RuntimeError) as error:
         print(f"bayesnoise {args.command}: error: {error}", file=sys.stderr)
         return 2

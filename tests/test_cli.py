@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from bayesnoise.cli import main
@@ -24,3 +25,21 @@ def test_sample_writes_posterior_summary_and_report(tmp_path):
     html = (out / "report.html").read_text()
     assert "x_mean.png" in html and (out / "n_std.png").is_file()
     assert not list(out.glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_train_writes_a_loadable_checkpoint(tmp_path):
+    """`bayesnoise train` on a tiny .npy dataset writes a checkpoint that loads as a prior."""
+    from bayesnoise.checkpoints import load_score_prior
+
+    images = np.random.default_rng(0).uniform(size=(40, 8, 8, 1)).astype(np.float32)
+    np.save(tmp_path / "images.npy", images)
+    out = tmp_path / "prior.eqx"
+    code = main(
+        ["train", str(tmp_path / "images.npy"), "--out", str(out), "--steps", "3"]
+        + ["--batch-size", "8"]
+    )
+    assert code == 0
+    prior = load_score_prior(out)
+    assert prior.shape == (8, 8, 1)
+    assert np.all(np.isfinite(prior.score(images[0], 0.5)))
