@@ -21,7 +21,11 @@ def _finite_or_none(value) -> float | None:
 
 
 def summarize(tree) -> dict:
-    """A JSON-ready summary: per latent, max R-hat and min bulk/tail ESS over all elements."""
+    """A JSON-ready summary: per latent, median and max R-hat, min bulk/tail ESS over elements.
+
+    With few draws the maximum over many pixels is dominated by estimation noise (split R-hat
+    from 8 draws is noisy), so read it together with the median.
+    """
     posterior = tree["posterior"]
     stats = tree["sample_stats"]
     num_chains, num_draws = posterior.sizes["chain"], posterior.sizes["draw"]
@@ -40,6 +44,8 @@ def summarize(tree) -> dict:
         ess_bulk = arviz_stats.ess(tree, var_names=[name], method="bulk")[name]
         ess_tail = arviz_stats.ess(tree, var_names=[name], method="tail")[name]
         summary[name] = {
+            "num_elements": int(np.size(rhat)),
+            "rhat_median": _finite_or_none(np.median(rhat)),
             "rhat_max": _finite_or_none(np.max(rhat)),
             "ess_bulk_min": _finite_or_none(np.min(ess_bulk)),
             "ess_tail_min": _finite_or_none(np.min(ess_tail)),
