@@ -84,10 +84,14 @@ def _sample(args) -> dict:
         for name, value in truth.items():
             draws = posterior[name].reshape((-1,) + posterior[name].shape[2:])
             mean = np.nanmean(draws, axis=0)
-            summary["metrics"][name] = {
-                "psnr_posterior_mean_db": psnr(mean, value, data_range=1.0),
-                "ssim_posterior_mean": ssim(mean, value, data_range=1.0),
-            }
+            if value.ndim >= 2:  # an image: PSNR / SSIM (data range 1)
+                summary["metrics"][name] = {
+                    "psnr_posterior_mean_db": psnr(mean, value, data_range=1.0),
+                    "ssim_posterior_mean": ssim(mean, value, data_range=1.0),
+                }
+            else:  # a vector, e.g. noise on compressed-sensing measurements
+                rmse = float(np.sqrt(np.mean((mean - value) ** 2)))
+                summary["metrics"][name] = {"rmse_posterior_mean": rmse}
     bn.save_datatree(tree, out / "posterior.nc")
     _write_json(out / "summary.json", summary)
     shown = np.asarray(observation)[0] if first else np.asarray(observation)
