@@ -51,13 +51,13 @@ def test_sample_scores_vector_latents_with_rmse(tmp_path):
     model_file.write_text(
         "import jax\nimport numpy as np\nimport bayesnoise as bn\n"
         "sde = bn.VPSDE()\n"
-        "signal = bn.GaussianPrior((4, 4, 1), sde, mean=0.5, variance=0.04)\n"
-        "noise = bn.GaussianPrior((8,), sde, variance=0.01)\n"
-        "A = bn.operators.random_gaussian_matrix((4, 4, 1), 8, key=jax.random.key(0))\n"
+        "signal = bn.GaussianPrior((8, 8, 1), sde, mean=0.5, variance=0.04)\n"
+        "noise = bn.GaussianPrior((16,), sde, variance=0.01)\n"
+        "A = bn.operators.random_gaussian_matrix((8, 8, 1), 16, key=jax.random.key(0))\n"
         "model = bn.joint_model(signal, noise, signal_operator=A, measurement_std=0.01)\n"
         "def simulate(seed=0):\n"
-        "    x = np.full((4, 4, 1), 0.5, np.float32)\n"
-        "    n = np.zeros(8, np.float32)\n"
+        "    x = np.full((8, 8, 1), 0.5, np.float32)\n"
+        "    n = np.zeros(16, np.float32)\n"
         "    return np.asarray(A(x)) + n, {'x': x, 'n': n}\n"
     )
     out = tmp_path / "run"
