@@ -29,15 +29,17 @@ model = bn.joint_model(
 )
 
 defaults = {
-    "sampler": "pigdm",
+    # Measured on 100 held-out pairs (analyses/remove_digits.py): joint DPS with zeta = 1 per
+    # image gives 29.5 dB / SSIM 0.929, joint PiGDM (scalar) 25.4 dB / 0.862.
+    "sampler": "dps",
     "num_steps": 100,
     "num_chains": 2,
     "num_draws": 4,
     # Start from the observation diffused to t0 = 0.6 (CCDF / SDEdit): above it, a_t < 0.1 and
-    # Tweedie's x0 = (x + s_t net) / a_t amplifies the network's errors until PiGDM diverges
-    # (measured: every trajectory diverged from t0 = 0.8 and 1.0).
+    # Tweedie's x0 = (x + s_t net) / a_t amplifies the network's errors until the guidance
+    # diverges (measured with PiGDM: every trajectory diverged from t0 = 0.8 and 1.0).
     "start_time": 0.6,
-    "sampler_options": {"covariance": "scalar"},
+    "sampler_options": {"step_sizes": {"x": 1.0, "n": 1.0}},
 }
 
 
