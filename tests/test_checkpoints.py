@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from network_support import apply
 
 from bayesnoise.checkpoints import (
     MAGIC,
@@ -30,12 +31,6 @@ SHIPPED = ["fashion_unet.eqx", "digits_unet.eqx", "sine_unet.eqx"]
 def key():
     # The "rbg" generator: threefry compiles slowly for the many weight shapes of a network.
     return jax.random.key(20260522, impl="rbg")
-
-
-@eqx.filter_jit
-def apply(net, x, t):
-    """One jitted call (eager calls of a network compile every primitive separately)."""
-    return net(x, t)
 
 
 @eqx.filter_jit

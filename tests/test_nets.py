@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from network_support import apply
 
 from bayesnoise.nets import (
     NCSNv2,
@@ -23,12 +24,6 @@ from bayesnoise.nets.layers import Conv2d, GroupNorm
 def key():
     # The "rbg" generator: threefry compiles slowly for the many weight shapes of a network.
     return jax.random.key(20260522, impl="rbg")
-
-
-@eqx.filter_jit
-def apply(net, x, t):
-    """One jitted call (eager calls of a network compile every primitive separately)."""
-    return net(x, t)
 
 
 @functools.cache

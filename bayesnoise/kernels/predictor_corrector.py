@@ -19,7 +19,6 @@ from bayesnoise.kernels.base import (
     sampling_algorithm,
 )
 from bayesnoise.kernels.pigdm import conditional_score
-from bayesnoise.sde import VPSDE
 
 __all__ = ["init", "build_kernel", "as_top_level_api"]
 
@@ -33,10 +32,10 @@ def build_kernel(target, corrector_steps: int = 1, covariance: str = "tweedie"):
                 target, position, observation, state.time, guidance_weights, covariance
             )
 
-        # score_sde scales the VP corrector step by alpha_t = 1 - beta(t) dt; exp(-beta dt)
-        # agrees to first order and stays positive on coarse grids.
+        # score_sde scales the VP corrector step by alpha_t = 1 - beta(t) dt; exp(2 f(t) dt)
+        # agrees to first order, stays positive on coarse grids and is 1 without drift (VE).
         sde = target.sde
-        alpha = jnp.exp(-sde._beta(state.time) * time_step) if isinstance(sde, VPSDE) else 1.0
+        alpha = jnp.exp(2.0 * sde.drift_coefficient(state.time) * time_step)
         position = state.position
         keys = jax.random.split(rng_key, corrector_steps + 1)
         for key in keys[:-1]:
