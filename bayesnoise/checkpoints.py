@@ -3,15 +3,17 @@
 Layout of a checkpoint file (no pickle anywhere)::
 
     bayesnoise-checkpoint\\n           magic line
-    {"format_version": 1, ...}\\n      the header, one line of JSON
+    {"format_version": 2, ...}\\n      the header, one line of JSON
     <weights>                          eqx.tree_serialise_leaves: one .npy record per array leaf
 
 so ``head -2 FILE`` shows the header. The header says how to rebuild the network
 (``architecture``: ``name`` and ``hyperparameters``), which SDE it was trained under
 (``sde``: ``name`` and ``parameters``), on what data (``data``) and how (``training``), and
-carries ``weights``: the storage dtype, the number of parameters and the SHA-256 of the weight
-bytes. Loading rebuilds the skeleton from the header, checks the checksum and every leaf's
-shape, and raises a ``ValueError`` that names what differs.
+carries ``weights`` (the storage dtype and the number of parameters) and ``sha256``: the SHA-256
+of the rest of the header (canonical JSON) and the weight bytes, so an edited ``beta_max`` or
+data shape is caught like a flipped weight bit. Loading checks the checksum before it trusts
+the header, rebuilds the skeleton from it, checks every leaf's shape, and raises a
+``ValueError`` that names what differs.
 
 Training state for resuming (:mod:`bayesnoise.train`) uses the same layout with
 ``"kind": "training_state"``.
@@ -23,8 +25,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ import numpy as np
 from jaxtyping import PyTree
 
 from bayesnoise import sde as sde_module
+from bayesnoise.atomic import atomic_write_bytes
 from bayesnoise.nets import build_network
 from bayesnoise.priors.score_net import ScoreNetPrior
 
@@ -44,13 +45,14 @@ __all__ = [
     "load_checkpoint",
     "load_score_prior",
     "read_header",
+    "header_checksum",
     "sde_to_header",
     "sde_from_header",
     "write_tree",
     "read_tree",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAGIC = b"bayesnoise-checkpoint\n"
 _STORAGE_DTYPES = ("float32", "float16")
 _SDES = {
@@ -126,29 +128,23 @@ def _deserialise(weights: bytes, like: PyTree, source: str) -> PyTree:
     return tree
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then ``os.replace`` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; use the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def header_checksum(header: dict, weights: bytes) -> str:
+    """SHA-256 of the header (all of it except ``sha256``, as canonical JSON) and the weights.
+
+    Canonical JSON: keys sorted, no spaces, ASCII only; it holds no newline, so the newline
+    that separates it from the weight bytes is unambiguous.
+    """
+    covered = {name: value for name, value in header.items() if name != "sha256"}
+    canonical = json.dumps(covered, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(canonical.encode("ascii") + b"\n" + weights).hexdigest()
 
 
 def write_tree(path: str | Path, tree: PyTree, header: dict, dtype: str = "float32") -> dict:
     """Write ``header`` and the array leaves of ``tree`` to ``path`` atomically.
 
-    The header is completed with ``format_version`` and ``weights`` (``dtype``, ``sha256``,
-    ``num_parameters``) and returned.
+    The header is completed with ``format_version``, ``weights`` (``dtype``,
+    ``num_parameters``) and ``sha256`` (:func:`header_checksum`: the header and the weights),
+    and returned as it reads back (JSON types: lists, not tuples).
     """
     if dtype not in _STORAGE_DTYPES:
         raise ValueError(f"dtype must be one of {_STORAGE_DTYPES}. Got dtype={dtype!r}.")
@@ -156,19 +152,22 @@ def write_tree(path: str | Path, tree: PyTree, header: dict, dtype: str = "float
     arrays = [leaf for leaf in jax.tree.leaves(tree) if _is_array(leaf)]
     header = {
         "format_version": FORMAT_VERSION,
-        **header,
+        **{name: value for name, value in header.items() if name not in ("weights", "sha256")},
         "weights": {
             "dtype": dtype,
             "num_parameters": int(sum(np.size(leaf) for leaf in arrays)),
-            "sha256": hashlib.sha256(weights).hexdigest(),
         },
     }
-    text = json.dumps(header, sort_keys=False, allow_nan=True).encode()
-    _atomic_write(Path(path), MAGIC + text + b"\n" + weights)
+    header = json.loads(json.dumps(header, allow_nan=True))  # what a reader will see
+    header["sha256"] = header_checksum(header, weights)
+    text = json.dumps(header, allow_nan=True).encode()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, MAGIC + text + b"\n" + weights)
     return header
 
 
-def _split_file(path: Path) -> tuple[dict, bytes]:
+def _read_checked(path: Path) -> tuple[dict, bytes]:
+    """The header and weight bytes of a checkpoint, after checking its format and checksum."""
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {path} not found.")
     raw = path.read_bytes()
@@ -178,36 +177,49 @@ def _split_file(path: Path) -> tuple[dict, bytes]:
             f"got {raw[: len(MAGIC)]!r}."
         )
     end = raw.find(b"\n", len(MAGIC))
+    if end < 0:
+        raise ValueError(f"{path}: the header line must end with a newline. Got none.")
     try:
         header = json.loads(raw[len(MAGIC) : end])
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: the header line is not valid JSON: {error}") from error
-    if header.get("format_version") != FORMAT_VERSION:
+    if not isinstance(header, dict):
         raise ValueError(
-            f"{path}: format_version must be {FORMAT_VERSION}. "
-            f"Got {header.get('format_version')!r}."
+            f"{path}: the header must be a JSON object. Got a {type(header).__name__}."
         )
-    return header, raw[end + 1 :]
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        why = (
+            " (format 1 checksummed only the weights, so its header cannot be verified)"
+            if version == 1
+            else ""
+        )
+        raise ValueError(f"{path}: format_version must be {FORMAT_VERSION}. Got {version!r}{why}.")
+    weights = raw[end + 1 :]
+    expected, actual = header.get("sha256"), header_checksum(header, weights)
+    if expected != actual:
+        raise ValueError(
+            f"{path}: checksum mismatch: header says {expected}, file has {actual}. The "
+            "checksum covers the header and the weights: the file was edited or damaged "
+            "after it was written."
+        )
+    return header, weights
 
 
 def read_header(path: str | Path) -> dict:
-    """The JSON header of a checkpoint, without reading the weights into a network."""
-    return _split_file(Path(path))[0]
+    """The JSON header of a checkpoint (format and checksum checked), without building a network."""
+    return _read_checked(Path(path))[0]
 
 
 def read_tree(path: str | Path, like: PyTree) -> tuple[PyTree, dict]:
     """Read a file written by :func:`write_tree` into the structure of ``like``.
 
     ``like`` may hold ``jax.ShapeDtypeStruct`` leaves (from ``eqx.filter_eval_shape``). Checks
-    the checksum, the number of leaves and every leaf's shape; floating weights stored as
-    float16 come back in ``like``'s dtype.
+    the checksum (header and weights), the number of leaves and every leaf's shape; floating
+    weights stored as float16 come back in ``like``'s dtype.
     """
     path = Path(path)
-    header, weights = _split_file(path)
-    expected = header.get("weights", {}).get("sha256")
-    actual = hashlib.sha256(weights).hexdigest()
-    if expected != actual:
-        raise ValueError(f"{path}: checksum mismatch: header says {expected}, file has {actual}.")
+    header, weights = _read_checked(path)
     return _deserialise(weights, like, str(path)), header
 
 
@@ -295,10 +307,12 @@ def load_checkpoint(path: str | Path, like: eqx.Module | None = None) -> tuple[e
     Raises
     ------
     ValueError
-        If the checksum does not match ("checksum mismatch: header says …, file has …"), or the
-        weights do not fit the architecture ("leaf shapes differ: …").
+        If the checksum of the header and weights does not match ("checksum mismatch: header
+        says …, file has …"), or the weights do not fit the architecture ("leaf shapes
+        differ: …").
     """
-    header = read_header(path)
+    path = Path(path)
+    header, weights = _read_checked(path)
     if like is None:
         try:
             architecture = header["architecture"]
@@ -310,7 +324,7 @@ def load_checkpoint(path: str | Path, like: eqx.Module | None = None) -> tuple[e
         like = eqx.filter_eval_shape(
             lambda: build_network(name, hyperparameters, key=jax.random.key(0))
         )
-    return read_tree(path, like)
+    return _deserialise(weights, like, str(path)), header
 
 
 def load_score_prior(path: str | Path) -> ScoreNetPrior:
@@ -324,6 +338,8 @@ def load_score_prior(path: str | Path) -> ScoreNetPrior:
     network, header = load_checkpoint(path)
     try:
         shape = tuple(int(s) for s in header["data"]["shape"])
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"{path}: header must have data.shape.") from error
-    return ScoreNetPrior(network=network, sde=sde_from_header(header["sde"]), shape=shape)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"{path}: header must have data.shape, a list of integers. Got {header.get('data')!r}."
+        ) from error
+    return ScoreNetPrior(network=network, sde=sde_from_header(header.get("sde")), shape=shape)

@@ -65,7 +65,7 @@ def test_round_trip_gives_identical_outputs(network, tmp_path, key):
     loaded, read = load_checkpoint(path)
     assert read == written
     assert read["architecture"]["name"] == "unet"
-    assert len(read["weights"]["sha256"]) == 64
+    assert len(read["sha256"]) == 64 and "sha256" not in read["weights"]
     x = jax.random.normal(key, (8, 8, 1))
     np.testing.assert_array_equal(
         apply(loaded, x, jnp.asarray(0.3)), apply(network, x, jnp.asarray(0.3))
@@ -125,10 +125,45 @@ def test_mismatched_architecture_names_the_leaf(network, tmp_path, key):
         ValueError, match=r"leaf shapes differ: .*expected \(3, 3, 4, 16\), got \(3, 3, 4, 8\)"
     ):
         load_checkpoint(path, like=other)
-    # The same through the header: hyper-parameters edited, weights untouched.
+    # The same through the header (hyper-parameters edited, weights untouched) is caught
+    # earlier, by the checksum, which covers the header.
     rewrite_header(path, lambda h: h["architecture"]["hyperparameters"].update(channels=[4, 16]))
-    with pytest.raises(ValueError, match="leaf shapes differ"):
+    with pytest.raises(ValueError, match="checksum mismatch"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda h: h["sde"]["parameters"].update(beta_max=10.0),
+        lambda h: h["architecture"]["hyperparameters"].update(groups=4),
+        lambda h: h["data"].update(shape=[16, 16, 1]),
+        lambda h: h["weights"].update(dtype="float16"),
+        lambda h: h.update(note="added"),
+    ],
+    ids=["beta_max", "groups", "data_shape", "weights_dtype", "new_field"],
+)
+def test_edited_header_fails_the_checksum(network, tmp_path, edit):
+    path = tmp_path / "net.eqx"
+    save_checkpoint(path, network, header())
+    rewrite_header(path, edit)
+    message = r"net.eqx: checksum mismatch: header says [0-9a-f]{64}, file has [0-9a-f]{64}\. "
+    message += "The checksum covers the header and the weights"
+    for load in (load_checkpoint, load_score_prior, read_header):
+        with pytest.raises(ValueError, match=message):
+            load(path)
+
+
+def test_header_order_and_spacing_do_not_matter(network, tmp_path):
+    """The checksum is over canonical JSON: reformatting the header line is not an edit."""
+    path = tmp_path / "net.eqx"
+    written = save_checkpoint(path, network, header())
+    raw = path.read_bytes()
+    end = raw.index(b"\n", len(MAGIC))
+    entry = json.loads(raw[len(MAGIC) : end])
+    reordered = json.dumps(dict(reversed(list(entry.items()))), separators=(" ,", ": "))
+    path.write_bytes(MAGIC + reordered.encode() + raw[end:])
+    assert load_checkpoint(path)[1] == written
 
 
 def test_mismatched_leaf_count_is_reported(network, tmp_path, key):
@@ -151,8 +186,17 @@ def test_bad_files_and_headers(network, tmp_path):
         load_checkpoint(tmp_path / "missing.eqx")
     save_checkpoint(path, network, header())
     rewrite_header(path, lambda h: h.update(format_version=99))
-    with pytest.raises(ValueError, match="format_version must be 1. Got 99"):
+    with pytest.raises(ValueError, match="format_version must be 2. Got 99"):
         load_checkpoint(path)
+    rewrite_header(path, lambda h: h.update(format_version=1))
+    with pytest.raises(ValueError, match="format_version must be 2. Got 1 .format 1 checksummed"):
+        load_checkpoint(path)
+    path.write_bytes(MAGIC + b'["a", "list"]\n')
+    with pytest.raises(ValueError, match="the header must be a JSON object. Got a list"):
+        read_header(path)
+    path.write_bytes(MAGIC + b'{"format_version": 2')
+    with pytest.raises(ValueError, match="the header line must end with a newline. Got none"):
+        read_header(path)
     with pytest.raises(ValueError, match="header must have an 'sde' entry"):
         save_checkpoint(path, network, {"data": {"shape": [8, 8, 1]}})
 
