@@ -14,6 +14,7 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
@@ -41,6 +42,32 @@ def _check_operator(name: str, operator: Callable, prior: AbstractScorePrior) ->
     return tuple(output.shape)
 
 
+def _check_measurement_std(measurement_std) -> float | jax.Array:
+    """``measurement_std`` as a float (a number) or a float32 array, every element finite > 0."""
+    if isinstance(measurement_std, bool) or not isinstance(
+        measurement_std, int | float | np.generic | np.ndarray | jax.Array
+    ):
+        raise TypeError(
+            "measurement_std must be a number or an array of numbers. "
+            f"Got {type(measurement_std).__name__}: {measurement_std!r}."
+        )
+    values = np.asarray(measurement_std)
+    if not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
+        raise TypeError(f"measurement_std must hold real numbers. Got dtype {values.dtype}.")
+    bad = ~(np.isfinite(values) & (values > 0))
+    if values.ndim == 0:
+        if bad:
+            raise ValueError(f"measurement_std must be finite and > 0. Got {measurement_std!r}.")
+        return float(values)
+    if values.size == 0 or bad.any():
+        first = f" (first: {values[bad].flat[0]})" if bad.any() else ""
+        raise ValueError(
+            "measurement_std must be finite and > 0 in every element. "
+            f"Got {int(bad.sum())} of {values.size} elements that are not{first}."
+        )
+    return jnp.asarray(values, dtype=jnp.float32)
+
+
 def joint_model(
     signal_prior: AbstractScorePrior,
     noise_prior: AbstractScorePrior | None = None,
@@ -58,7 +85,8 @@ def joint_model(
     signal_prior, noise_prior : score priors of x and n. Without ``noise_prior`` the model is the
         single-prior (Gaussian-noise) problem y = A(x) + N(0, measurement_std^2).
     signal_operator, noise_operator : A and B (callables on one signal; default identity).
-    measurement_std : sigma of the Gaussian likelihood, > 0.
+    measurement_std : sigma of the Gaussian likelihood: a number, or an array broadcastable to
+        the observation shape; finite and > 0 (every element).
     likelihood : ``"gaussian"`` or ``"poisson"``. The Poisson model is DPS's shot-noise
         approximation (DPS eq. 19): y ~ Normal(A(x) + B(n), sqrt(y / photon_rate)), i.e. the
         residual weighted by 1 / y, with counts y * photon_rate.
@@ -70,11 +98,16 @@ def joint_model(
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Got likelihood={likelihood!r}.")
-    if not (isinstance(measurement_std, int | float) and measurement_std > 0):
-        raise ValueError(f"measurement_std must be a positive number. Got {measurement_std!r}.")
-    if likelihood == "poisson" and not (photon_rate is not None and photon_rate > 0):
+    measurement_std = _check_measurement_std(measurement_std)
+    if likelihood == "poisson" and not (
+        isinstance(photon_rate, int | float)
+        and not isinstance(photon_rate, bool)
+        and math.isfinite(photon_rate)
+        and photon_rate > 0
+    ):
         raise ValueError(
-            f"photon_rate must be a positive number for a poisson likelihood. Got {photon_rate!r}."
+            "photon_rate must be a positive number, and finite, for a poisson likelihood. "
+            f"Got {photon_rate!r}."
         )
     signal_operator = signal_operator or (lambda x: x)
     observation_shape = _check_operator("signal_operator", signal_operator, signal_prior)

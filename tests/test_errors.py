@@ -37,10 +37,39 @@ def test_signal_and_noise_outputs_must_agree():
         bn.joint_model(PRIOR, PRIOR, signal_operator=matrix)
 
 
-@pytest.mark.parametrize("sigma", [0.0, -1.0])
-def test_measurement_std_must_be_positive(sigma):
-    with pytest.raises(ValueError, match="measurement_std must be a positive number"):
+@pytest.mark.parametrize(
+    ("sigma", "error", "message"),
+    [
+        (0.0, ValueError, r"measurement_std must be finite and > 0. Got 0.0"),
+        (-1.0, ValueError, r"measurement_std must be finite and > 0. Got -1.0"),
+        (float("nan"), ValueError, r"measurement_std must be finite and > 0. Got nan"),
+        (float("inf"), ValueError, r"measurement_std must be finite and > 0. Got inf"),
+        (np.float32(-0.5), ValueError, r"measurement_std must be finite and > 0. Got .*-0.5"),
+        (
+            np.array([[0.1, 0.0], [np.inf, 0.2]]),
+            ValueError,
+            r"finite and > 0 in every element. Got 2 of 4 elements that are not \(first: 0.0\)",
+        ),
+        (np.array([]), ValueError, r"finite and > 0 in every element. Got 0 of 0"),
+        (True, TypeError, r"measurement_std must be a number or an array of numbers. Got bool"),
+        ("0.1", TypeError, r"measurement_std must be a number or an array of numbers. Got str"),
+        (np.array(["a"]), TypeError, r"measurement_std must hold real numbers. Got dtype <U1"),
+    ],
+)
+def test_measurement_std_must_be_finite_and_positive(sigma, error, message):
+    with pytest.raises(error, match=message):
         bn.joint_model(PRIOR, measurement_std=sigma)
+
+
+def test_measurement_std_accepts_positive_arrays():
+    per_pixel = np.full((4, 4, 1), 0.1)
+    assert bn.joint_model(PRIOR, measurement_std=per_pixel).observation_shape == (4, 4, 1)
+
+
+@pytest.mark.parametrize("rate", [0.0, float("inf"), float("nan"), None, True])
+def test_photon_rate_must_be_finite_and_positive(rate):
+    with pytest.raises(ValueError, match=r"photon_rate must be a positive number, and finite"):
+        bn.joint_model(PRIOR, likelihood="poisson", photon_rate=rate)
 
 
 def test_priors_must_share_an_sde():
