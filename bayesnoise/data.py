@@ -36,6 +36,7 @@ __all__ = [
     "load_photographs",
     "load_image_folder",
     "load_array",
+    "observation_from_array",
     "load_testset",
     "pad_to",
     "sinusoidal_noise_dataset",
@@ -344,6 +345,63 @@ def load_array(path: str | Path, key: str | None = None) -> Images:
         )
     images = _unit_float(array, source=str(path))
     return images[..., None] if images.ndim == 3 else images
+
+
+def observation_from_array(array: np.ndarray, name: str = "observation") -> np.ndarray:
+    """An observation (or a ground truth) as ``float32`` in the model's units.
+
+    Floating arrays are used as they are (the model's range, e.g. ``[0, 1]`` for the shipped
+    priors); unsigned integers are mapped onto ``[0, 1]`` by their dtype's range (``uint8``
+    divided by 255, ``uint16`` by 65 535). Signed integers (no single mapping: an ``int16``
+    image may hold -32 768..32 767 or 0..4 095) and other dtypes are refused. The layout is not
+    changed: an image is ``(height, width, channels)``.
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        The values as loaded, e.g. from a ``.npy`` file.
+    name : str
+        What the array is, for error messages (e.g. ``"--observation y.npy"``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float32``, of ``array``'s shape, every value finite.
+
+    Raises
+    ------
+    TypeError
+        If the dtype is neither floating nor unsigned integer.
+    ValueError
+        If a floating array holds NaN or inf.
+
+    Examples
+    --------
+    >>> observation_from_array(np.array([0, 51, 255], np.uint8))
+    array([0. , 0.2, 1. ], dtype=float32)
+    """
+    array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.unsignedinteger):
+        return (array / np.iinfo(array.dtype).max).astype(np.float32)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise TypeError(
+            f"{name} must be floating (used as is, in the model's range, e.g. [0, 1]) or "
+            "unsigned integer (uint8 mapped to [0, 1] by /255, uint16 by /65535). "
+            f"Got dtype {array.dtype}"
+            + (
+                ": signed integers have no single mapping to [0, 1]."
+                if array.dtype.kind == "i"
+                else "."
+            )
+        )
+    with np.errstate(over="ignore"):  # values beyond float32's range become inf: reported
+        values = array.astype(np.float32)
+    if not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"{name} must be finite. Got {int(np.sum(~np.isfinite(values)))} NaN/inf values"
+            + (" (or values beyond float32's range)." if np.all(np.isfinite(array)) else ".")
+        )
+    return values
 
 
 def load_testset(path: str | Path | None = None) -> dict[str, Images]:

@@ -251,3 +251,32 @@ def test_lfw_faces_and_photographs():
     assert data.load_photographs(("coffee",))["coffee"].shape == (1, 400, 600, 1)
     with pytest.raises(ValueError, match=r"names must be among .*Got \['cells3d'\]"):
         data.load_photographs(("cells3d",))
+
+
+# Observations
+
+
+def test_observation_from_array_maps_unsigned_integers_by_their_range():
+    convert = data.observation_from_array
+    np.testing.assert_allclose(convert(np.array([0, 51, 255], np.uint8)), [0.0, 0.2, 1.0])
+    np.testing.assert_allclose(convert(np.array([0, 65535], np.uint16)), [0.0, 1.0])
+    floats = np.array([[-0.5, 1.5]], np.float64)  # floats are used as they are
+    assert convert(floats).dtype == np.float32
+    np.testing.assert_array_equal(convert(floats), floats)
+    assert convert(np.zeros((4, 4, 3), np.uint8)).shape == (4, 4, 3)
+
+
+@pytest.mark.parametrize(
+    ("array", "error", "message"),
+    [
+        (np.zeros(3, np.int16), TypeError, r"y must be floating .* Got dtype int16: signed"),
+        (np.zeros(3, np.int64), TypeError, r"uint8 mapped to \[0, 1\] by /255, uint16 by /65535"),
+        (np.zeros(3, bool), TypeError, r"Got dtype bool\.$"),
+        (np.zeros(3, np.complex64), TypeError, r"Got dtype complex64\."),
+        (np.array([0.0, np.nan, np.inf]), ValueError, r"y must be finite. Got 2 NaN/inf values"),
+        (np.array([1e300]), ValueError, r"Got 1 NaN/inf values \(or values beyond float32"),
+    ],
+)
+def test_observation_from_array_refuses_ambiguous_dtypes(array, error, message):
+    with pytest.raises(error, match=message):
+        data.observation_from_array(array, name="y")
