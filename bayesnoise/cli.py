@@ -6,11 +6,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bayesnoise.atomic import atomic_write_bytes
 
 __all__ = ["main"]
 
@@ -26,18 +27,77 @@ def _writable_directory(path: Path) -> Path:
     return path
 
 
-def _load_array(path: str, name: str) -> np.ndarray:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{name} file {str(path)!r} does not exist.")
-    return np.load(path)
+def _load_npy(path: str, option: str) -> np.ndarray:
+    """The array in the ``.npy`` file given to ``option``, as float32 in the model's units.
+
+    Every way the file can be wrong (missing, empty, text, an ``.npz``, damaged, pickled
+    objects, an integer dtype with no mapping to [0, 1]) becomes one error naming the option
+    and the file.
+    """
+    from bayesnoise.data import observation_from_array
+
+    source = f"{option} {path!r}"
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{source}: no such file.")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(
+            f"{source} must be a NumPy .npy file (written by numpy.save); it could not be read "
+            f"as one ({type(error).__name__}: {error})."
+        ) from error
+    if not isinstance(array, np.ndarray):  # np.load returns an NpzFile for .npz archives
+        array.close()
+        raise ValueError(f"{source} must be a .npy file holding one array. Got an .npz archive.")
+    return observation_from_array(array, name=source)
+
+
+def _latent_shapes(model) -> dict[str, tuple[int, ...]] | None:
+    """Shapes of the model's latent sites (``{"x": ..., "n": ...}``), without sampling.
+
+    Latents are replaced by zeros of their shape and the model is traced abstractly
+    (``jax.eval_shape``); ``None`` if the model cannot be traced that way.
+    """
+    import jax
+    import jax.numpy as jnp
+    from numpyro import handlers
+
+    def latents():
+        zeros = handlers.substitute(model, substitute_fn=lambda site: jnp.zeros(site["fn"].shape()))
+        trace = handlers.trace(handlers.seed(zeros, rng_seed=0)).get_trace()
+        return {
+            name: site["value"]
+            for name, site in trace.items()
+            if site["type"] == "sample" and not site["is_observed"]
+        }
+
+    try:
+        return {name: tuple(value.shape) for name, value in jax.eval_shape(latents).items()}
+    except Exception:  # an unusual model: only the observation-based check below applies
+        return None
+
+
+def _check_truth(truth: np.ndarray, observation: np.ndarray, model) -> None:
+    """``--truth`` must be x of the model's signal shape, with the observation's image count."""
+    observation_shape = tuple(getattr(model, "observation_shape", observation.shape))
+    batch = observation.shape[:1] if observation.shape[1:] == observation_shape else ()
+    shapes = _latent_shapes(model)
+    if shapes is not None and "x" in shapes:
+        expected, what = batch + shapes["x"], f"the model's signal shape {shapes['x']}"
+    else:
+        expected, what = observation.shape, "the observation's shape"
+    if batch:
+        what += f" for each of the observation's {batch[0]} images"
+    if truth.shape != expected:
+        raise ValueError(
+            f"--truth must have {what}: {expected}. Got {truth.shape} "
+            f"(the observation has shape {observation.shape})."
+        )
 
 
 def _write_json(path: Path, content: dict) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(content, file, indent=2)
-    os.replace(temporary, path)
+    """Write ``content`` as indented JSON at ``path`` atomically (mode ``0o666 & ~umask``)."""
+    atomic_write_bytes(path, json.dumps(content, indent=2).encode())
 
 
 def _sample(args) -> dict:
@@ -49,10 +109,15 @@ def _sample(args) -> dict:
     out = _writable_directory(Path(args.out))
     module = load_model_file(args.model_file)
     truth = None
+    if args.truth is not None and args.observation is None:
+        raise ValueError(
+            "--truth needs --observation: without it the model file's simulate() gives both."
+        )
     if args.observation is not None:
-        observation = _load_array(args.observation, "observation")
+        observation = _load_npy(args.observation, "--observation")
         if args.truth is not None:
-            truth = {"x": _load_array(args.truth, "truth")}
+            truth = {"x": _load_npy(args.truth, "--truth")}
+            _check_truth(truth["x"], observation, module.model)
     elif hasattr(module, "simulate"):
         observation, truth = module.simulate(args.seed)
     else:
@@ -99,13 +164,53 @@ def _sample(args) -> dict:
     return summary
 
 
-def _report(args) -> None:
+_POSTERIOR_LAYOUT = {
+    "posterior": (),
+    "observed_data": ("y",),
+    "sample_stats": ("diverged", "residual_norm"),
+}
+
+
+def _open_posterior(path: str):
+    """The DataTree in a ``posterior.nc`` written by ``bayesnoise sample``, its layout checked."""
     import xarray as xr
 
+    source = f"posterior {path!r}"
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{source}: no such file.")
+    try:
+        tree = xr.open_datatree(path, engine="h5netcdf")
+    except Exception as error:  # h5py/h5netcdf raise OSError, ValueError, KeyError, ...
+        raise ValueError(
+            f"{source} must be a netCDF-4 file written by `bayesnoise sample`; it could not be "
+            f"opened ({type(error).__name__}: {error})."
+        ) from error
+    expected = "; ".join(
+        f"{group} ({', '.join(names) or 'draws with dims chain, draw'})"
+        for group, names in _POSTERIOR_LAYOUT.items()
+    )
+    for group, names in _POSTERIOR_LAYOUT.items():
+        held = sorted(tree[group].data_vars) if group in tree.children else None
+        if held is None or not set(names) <= set(held):
+            got = f"no group {group}" if held is None else f"{group} holding {held}"
+            raise ValueError(
+                f"{source} is not a posterior written by `bayesnoise sample`: expected the "
+                f"groups {expected}. Got {got} (groups: {sorted(tree.children)})."
+            )
+    posterior = tree["posterior"]
+    if not posterior.data_vars or not {"chain", "draw"} <= set(posterior.dims):
+        raise ValueError(
+            f"{source}: the posterior group must hold draws with dims (chain, draw, ...). "
+            f"Got variables {sorted(posterior.data_vars)} with dims {dict(posterior.sizes)}."
+        )
+    return tree
+
+
+def _report(args) -> None:
     from bayesnoise.diagnostics import summarize
     from bayesnoise.report import write_report
 
-    tree = xr.open_datatree(args.posterior, engine="h5netcdf")
+    tree = _open_posterior(args.posterior)
     first = "image" in tree.posterior.dims
     pick = (lambda a: a.isel(image=0)) if first else (lambda a: a)
     posterior = {name: np.asarray(pick(tree.posterior[name])) for name in tree.posterior.data_vars}
@@ -133,6 +238,7 @@ def _train(args) -> None:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         ema_decay=args.ema_decay,
+        checkpoint_every=args.checkpoint_every,
         max_wall_time=None if args.minutes is None else 60.0 * args.minutes,
         weights_dtype=args.dtype,
         seed=args.seed,
@@ -176,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=5e-4)
     train.add_argument("--ema-decay", type=float, default=0.999)
     train.add_argument("--minutes", type=float, help="wall-time budget; rerun to resume")
+    train.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=250,
+        help="steps between checkpoints (the exported prior and the resumable state)",
+    )
     train.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     train.add_argument("--seed", type=int, default=0)
     return parser

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import arviz_base
 import numpy as np
+
+from bayesnoise.atomic import atomic_path
 
 __all__ = ["to_datatree", "save_datatree"]
 
@@ -20,13 +20,16 @@ def to_datatree(
     final_residual,
     residual_trace,
     num_chains,
+    solver_failures=None,
+    solver_steps_max=None,
     single_image,
     attrs,
 ):
     """Arrange (image, trajectory, ...) arrays as ArviZ's (chain, draw, [image], ...).
 
     Draws of diverged trajectories are set to NaN in the posterior, never silently averaged:
-    ``sample_stats.diverged`` says which.
+    ``sample_stats.diverged`` says which. ``solver_failures`` counts the steps of each
+    trajectory whose linear solve stopped at its iteration limit (0 is healthy).
     """
     diverged = np.asarray(diverged)
 
@@ -53,6 +56,11 @@ def to_datatree(
     trace = np.moveaxis(np.asarray(residual_trace), 0, -1)
     dims["residual_norm_trace"] = image_dims + ["step"]
     dims["diverged"] = dims["residual_norm"] = image_dims
+    solver_stats = {}
+    if solver_failures is not None:
+        solver_stats["solver_failures"] = arrange(solver_failures)
+        solver_stats["solver_steps_max"] = arrange(solver_steps_max)
+        dims["solver_failures"] = dims["solver_steps_max"] = image_dims
     return arviz_base.from_dict(
         {
             "posterior": posterior,
@@ -61,6 +69,7 @@ def to_datatree(
                 "diverged": arrange(diverged),
                 "residual_norm": arrange(final_residual),
                 "residual_norm_trace": arrange(trace),
+                **solver_stats,
             },
         },
         dims=dims,
@@ -69,14 +78,11 @@ def to_datatree(
 
 
 def save_datatree(tree, path) -> Path:
-    """Write ``tree`` as netCDF at ``path`` atomically (a temporary file, then a rename)."""
+    """Write ``tree`` as netCDF at ``path`` atomically (a temporary file, then a rename).
+
+    The file gets the mode ``0o666 & ~umask``, like any file a user's program creates.
+    """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".nc.tmp")
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         tree.to_netcdf(temporary, engine="h5netcdf")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path

@@ -1,8 +1,9 @@
 """A static HTML report of a posterior: observation, posterior mean, std and draws per latent.
 
 Figures are drawn with matplotlib's object-oriented API (``matplotlib.figure.Figure``, rendered
-by the Agg canvas), so no display and no pyplot state are involved. Everything is rendered into
-a staging directory first and then moved into place, ``report.html`` last.
+by the Agg canvas), so no display and no pyplot state are involved. Everything is rendered in
+memory first, then each file is written atomically (:mod:`bayesnoise.atomic`), ``report.html``
+last.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import errno
 import html
+import io
 import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from typing import Any
 import numpy as np
 from jaxtyping import ArrayLike, Float
 from matplotlib.figure import Figure
+
+from bayesnoise.atomic import atomic_write_bytes
 
 __all__ = ["write_report"]
 
@@ -116,22 +119,19 @@ def write_report(
 
     out_dir = Path(out_dir)
     created_root = _make_writable_directory(out_dir)
-    staging_root = out_dir.parent if os.access(out_dir.parent, os.W_OK | os.X_OK) else out_dir
-    staging = Path(tempfile.mkdtemp(prefix=".bayesnoise-report-", dir=staging_root))
     try:
-        sections = [_render_observation(staging, observation_array)]
-        sections += [_render_latent(staging, latent, max_draws) for latent in latents]
+        # Render every figure in memory first, so a failure leaves the old report untouched.
+        pngs: dict[str, bytes] = {}
+        sections = [_render_observation(pngs, observation_array)]
+        sections += [_render_latent(pngs, latent, max_draws) for latent in latents]
         page = _page(title, summary_rows, sections)
-        (staging / "report.html").write_text(page, encoding="utf-8")
-        for png in sorted(staging.glob("*.png")):
-            os.replace(png, out_dir / png.name)
-        os.replace(staging / "report.html", out_dir / "report.html")
+        for file_name, png in pngs.items():
+            atomic_write_bytes(out_dir / file_name, png)
+        atomic_write_bytes(out_dir / "report.html", page.encode("utf-8"))  # last: the index
     except BaseException:
         if created_root is not None:
             shutil.rmtree(created_root, ignore_errors=True)
         raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out_dir / "report.html"
 
 
@@ -269,13 +269,12 @@ def _limits(*arrays: np.ndarray) -> tuple[float, float]:
 
 
 def _plot(
-    path: Path,
     panels: list[tuple[str, np.ndarray]],
     title: str,
     limits: tuple[float, float] | None = None,
     cmap: str = "gray",
-) -> None:
-    """Save vectors as overlaid lines, or images as a row sharing ``limits`` and one colorbar.
+) -> bytes:
+    """PNG of vectors as overlaid lines, or of images as a row sharing ``limits`` and a colorbar.
 
     Grey images use ``cmap`` between ``limits``; colour images are rescaled from ``limits``
     to [0, 1] (no colorbar, the caption gives the range).
@@ -306,11 +305,13 @@ def _plot(
         if not colour:
             figure.colorbar(shown, ax=list(axes), shrink=0.85)
     figure.suptitle(title, fontsize=10)
-    figure.savefig(path, dpi=_DPI)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI)
+    return buffer.getvalue()
 
 
-def _render_observation(staging: Path, observation: np.ndarray) -> str:
-    _plot(staging / "observation.png", [("y", observation)], "observation y")
+def _render_observation(pngs: dict[str, bytes], observation: np.ndarray) -> str:
+    pngs["observation.png"] = _plot([("y", observation)], "observation y")
     if observation.ndim == 1:
         caption = f"Observation y: {observation.size} measurements."
     else:
@@ -320,8 +321,9 @@ def _render_observation(staging: Path, observation: np.ndarray) -> str:
     return f"<h2>Observation</h2>\n{_figure_html('observation.png', caption)}"
 
 
-def _render_latent(staging: Path, latent: _Latent, max_draws: int) -> str:
-    """Plot mean, std, a few draws and the truth of one latent; return its HTML section."""
+def _render_latent(pngs: dict[str, bytes], latent: _Latent, max_draws: int) -> str:
+    """Plot mean, std, a few draws and the truth of one latent into ``pngs`` (file name ->
+    PNG bytes); return its HTML section."""
     name, truth = latent.name, latent.truth
     num_chains, num_draws = latent.finite.shape
     total, kept = latent.finite.size, int(latent.finite.sum())
@@ -358,8 +360,7 @@ def _render_latent(staging: Path, latent: _Latent, max_draws: int) -> str:
     for file_name, panels, caption in figures:
         is_std = file_name.endswith("_std.png")
         std_limits = (0.0, float(std.max())) if is_image else None
-        _plot(
-            staging / file_name,
+        pngs[file_name] = _plot(
             panels,
             f"{name}: {file_name.removeprefix(name + '_').removesuffix('.png')}",
             std_limits if is_std else limits,

@@ -1,6 +1,7 @@
 """End to end: the README's main command on the Gaussian toy, with a short run."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -65,3 +66,161 @@ def test_sample_scores_vector_latents_with_rmse(tmp_path):
     metrics = json.loads((out / "summary.json").read_text())["metrics"]
     assert "psnr_posterior_mean_db" in metrics["x"]
     assert metrics["n"]["rmse_posterior_mean"] < 0.5
+
+
+# Bad inputs: one clear message naming the option and the file, exit code 2, no traceback.
+
+
+def _never_sample(*args, **kwargs):
+    raise AssertionError("bn.sample must not be called for bad input")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"must be a NumPy .npy file \(written by numpy.save\); it could not be read"),
+        (b"0.1 0.2\n0.3 0.4\n", r"must be a NumPy .npy file"),
+        ("truncated", r"must be a NumPy .npy file"),
+        ("npz", r"must be a .npy file holding one array. Got an .npz archive"),
+        ("int16", r"must be floating .* Got dtype int16: signed integers have no single mapping"),
+        ("missing", r"no such file"),
+    ],
+    ids=["empty", "text", "truncated", "npz", "int16", "missing"],
+)
+@pytest.mark.parametrize("option", ["--observation", "--truth"])
+def test_bad_input_files_exit_2_with_one_message(
+    tmp_path, capsys, monkeypatch, option, content, message
+):
+    import bayesnoise
+
+    monkeypatch.setattr(bayesnoise, "sample", _never_sample)
+    good = tmp_path / "good.npy"
+    np.save(good, np.zeros((16, 16, 1), np.float32))
+    bad = tmp_path / "bad.npy"
+    if content == "truncated":
+        np.save(bad, np.zeros((16, 16, 1), np.float32))
+        bad.write_bytes(bad.read_bytes()[:200])
+    elif content == "npz":
+        np.savez(bad, y=np.zeros((16, 16, 1)))
+        bad = tmp_path / "bad.npy.npz"
+    elif content == "int16":
+        np.save(bad, np.zeros((16, 16, 1), np.int16))
+    elif content != "missing":
+        bad.write_bytes(content)
+    files = {"--observation": good, "--truth": good, option: bad}
+    code = main(
+        ["sample", "models/gaussian_toy.py", "--out", str(tmp_path / "run")]
+        + ["--observation", str(files["--observation"]), "--truth", str(files["--truth"])]
+    )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and error.count("\n") == 1
+    assert f"error: {option} '{bad}'" in error
+    assert re.search(message, error), error
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("truth_shape", "message"),
+    [
+        ((16, 16), r"--truth must have the model's signal shape \(16, 16, 1\): \(16, 16, 1\). "),
+        ((2, 16, 16, 1), r"Got \(2, 16, 16, 1\) \(the observation has shape \(16, 16, 1\)\)"),
+    ],
+)
+def test_truth_shape_is_checked_before_sampling(
+    tmp_path, capsys, monkeypatch, truth_shape, message
+):
+    import bayesnoise
+
+    monkeypatch.setattr(bayesnoise, "sample", _never_sample)
+    np.save(tmp_path / "y.npy", np.zeros((16, 16, 1), np.float32))
+    np.save(tmp_path / "x.npy", np.zeros(truth_shape, np.float32))
+    code = main(
+        ["sample", "models/gaussian_toy.py", "--observation", str(tmp_path / "y.npy")]
+        + ["--truth", str(tmp_path / "x.npy"), "--out", str(tmp_path / "run")]
+    )
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_truth_needs_an_observation(tmp_path, capsys, monkeypatch):
+    import bayesnoise
+
+    monkeypatch.setattr(bayesnoise, "sample", _never_sample)
+    np.save(tmp_path / "x.npy", np.zeros((16, 16, 1), np.float32))
+    code = main(
+        ["sample", "models/gaussian_toy.py", "--truth", str(tmp_path / "x.npy")]
+        + ["--out", str(tmp_path / "run")]
+    )
+    assert code == 2
+    assert "--truth needs --observation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale"), [(np.uint8, 255), (np.uint16, 65535), (np.float64, 1), (np.float16, 1)]
+)
+def test_integer_observations_are_scaled_by_their_range(tmp_path, monkeypatch, dtype, scale):
+    """uint8 / uint16 images reach the sampler in [0, 1]; floats as they are."""
+    import bayesnoise
+
+    received = {}
+
+    def capture(model, observation, **kwargs):
+        received["observation"] = observation
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr(bayesnoise, "sample", capture)
+    raw = np.linspace(0, scale, 256).reshape(16, 16, 1).astype(dtype)
+    np.save(tmp_path / "y.npy", raw)
+    code = main(
+        ["sample", "models/gaussian_toy.py", "--observation", str(tmp_path / "y.npy")]
+        + ["--out", str(tmp_path / "run")]
+    )
+    assert code == 2
+    assert received["observation"].dtype == np.float32
+    np.testing.assert_allclose(received["observation"], raw.astype(np.float64) / scale, rtol=1e-6)
+
+
+def _write_plain_netcdf(path):
+    xr.Dataset({"a": ("i", np.arange(3.0))}).to_netcdf(path, engine="h5netcdf")
+
+
+def _write_tree_without_stats(path):
+    xr.DataTree.from_dict(
+        {"/posterior": xr.Dataset({"x": (("chain", "draw", "i"), np.zeros((1, 2, 3)))})}
+    ).to_netcdf(path, engine="h5netcdf")
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (
+            _write_plain_netcdf,
+            r"is not a posterior written by `bayesnoise sample`: .* Got no group",
+        ),
+        (_write_tree_without_stats, r"Got no group observed_data \(groups: \['posterior'\]\)"),
+        (lambda path: path.write_text("not netcdf"), r"must be a netCDF-4 file written by"),
+        (lambda path: None, r"no such file"),
+    ],
+    ids=["plain_netcdf", "missing_groups", "text", "missing"],
+)
+def test_report_on_a_foreign_file_exits_2(tmp_path, capsys, write, message):
+    path = tmp_path / "other.nc"
+    write(path)
+    code = main(["report", str(path), "--out", str(tmp_path / "report")])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and f"posterior '{path}'" in error
+    assert re.search(message, error), error
+
+
+def test_train_passes_checkpoint_every(tmp_path, monkeypatch):
+    import bayesnoise.train
+
+    received = {}
+    monkeypatch.setattr(
+        bayesnoise.train, "train_from_config", lambda *args, **kwargs: received.update(kwargs)
+    )
+    out = str(tmp_path / "prior.eqx")
+    assert main(["train", "sine", "--out", out, "--checkpoint-every", "50"]) == 0
+    assert received["checkpoint_every"] == 50
