@@ -14,6 +14,7 @@ is what gets evaluated and exported.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import sys
@@ -191,8 +192,9 @@ def _save_state(path: Path, state: TrainingState, header: dict) -> None:
 
 
 def _load_state(path: Path, like: TrainingState, header: dict) -> TrainingState:
+    """The saved training state, if it was saved by a run with the same ``header`` settings."""
     tree, saved = read_tree(path, like._replace(key=jax.random.key_data(like.key)))
-    for name in ("sde", "batch_size", "num_train"):
+    for name in header:
         if saved.get(name) != header.get(name):
             raise ValueError(
                 f"{path}: cannot resume: the saved run has {name}={saved.get(name)!r}, "
@@ -239,12 +241,15 @@ def train_score_network(
         0.99999 for long ones); global-norm clip; linear warm-up steps; smallest t.
     checkpoint_path : str or Path, optional
         Training-state file (weights, EMA, optimiser state, step, key), written atomically
-        every ``checkpoint_every`` steps and at the end. If it exists, training resumes from it.
+        every ``checkpoint_every`` steps and at the end. If it exists, training resumes from
+        it, after checking that it was saved by the same run: same SDE, optimiser settings and
+        training images (a ``ValueError`` names the first field that differs).
     eval_every : int
         Steps between held-out evaluations (of the EMA weights).
     on_checkpoint : callable, optional
         Called as ``on_checkpoint(ema_network, summary)`` at every checkpoint, e.g. to export
-        a usable prior while training runs; ``summary`` has step, losses and wall time.
+        a usable prior while training runs; ``summary`` has step, losses, wall time and
+        ``stopped`` (``"time limit"`` when ``max_wall_time`` ended training early, else None).
     max_wall_time : float, optional
         Stop early (evaluating and checkpointing as at the last step) once this many seconds of
         training have passed, summed over resumes; for fixed CPU budgets.
@@ -261,10 +266,20 @@ def train_score_network(
         previous record), ``heldout_loss``
         (NaN where not evaluated), ``wall_time`` (seconds of training, summed over resumes).
     """
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be a positive integer. Got {num_steps}.")
+    for name, value in [
+        ("num_steps", num_steps),
+        ("batch_size", batch_size),
+        ("checkpoint_every", checkpoint_every),
+        ("eval_every", eval_every),
+    ]:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer. Got {value!r}.")
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1). Got {ema_decay}.")
+    if not (isinstance(learning_rate, int | float) and 0 < learning_rate < float("inf")):
+        raise ValueError(f"learning_rate must be a finite number > 0. Got {learning_rate!r}.")
+    if max_wall_time is not None and not max_wall_time > 0:
+        raise ValueError(f"max_wall_time must be a number of seconds > 0. Got {max_wall_time!r}.")
     train_images = jnp.asarray(train_images)
     if train_images.ndim != 4:
         raise ValueError(
@@ -278,10 +293,18 @@ def train_score_network(
         step=jnp.asarray(0, dtype=jnp.int32),
         key=key,
     )
+    # A resumed run must be the run that was saved: every setting that shapes the trajectory
+    # and the training data themselves (by checksum) must match.
     resume_header = {
         "sde": type(sde).__name__,
         "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "ema_decay": ema_decay,
+        "grad_clip": grad_clip,
+        "warmup_steps": warmup_steps,
+        "eps": eps,
         "num_train": int(train_images.shape[0]),
+        "train_images_sha256": hashlib.sha256(np.asarray(train_images).tobytes()).hexdigest(),
     }
     history: dict[str, list] = {"step": [], "train_loss": [], "heldout_loss": [], "wall_time": []}
     wall_time_before = 0.0
@@ -314,12 +337,13 @@ def train_score_network(
         running, count = 0.0, 0
         return heldout
 
-    def checkpoint(step):
+    def checkpoint(step, stopped=None):
         summary = {
             "step": step,
             "train_loss": history["train_loss"][-1] if history["train_loss"] else None,
             "heldout_loss": _last_finite(history["heldout_loss"]),
             "wall_time": wall_time(),
+            "stopped": stopped,
         }
         if checkpoint_path is not None:
             _save_state(checkpoint_path, state, {**resume_header, "history": history, **summary})
@@ -349,7 +373,7 @@ def train_score_network(
             if evaluate and np.isfinite(heldout):
                 bar.set_postfix(loss=f"{float(loss_value):.4f}", heldout=f"{heldout:.4f}")
         if is_checkpoint:
-            checkpoint(step)
+            checkpoint(step, "time limit" if out_of_time and step < num_steps else None)
         if out_of_time:
             break
     bar.close()
@@ -436,7 +460,9 @@ def train_from_config(
 
     The exported file ``out`` (EMA weights + header, see :mod:`bayesnoise.checkpoints`) is
     rewritten at every checkpoint, so a usable prior exists while training runs; its header's
-    ``training.finished`` turns true at the end. The resumable training state lives in
+    ``training.finished`` turns true once all ``steps`` have run. When ``max_wall_time`` ends
+    training first, the header says ``finished: false`` and ``stopped: "time limit"``; rerun
+    the same call to continue. The resumable training state lives in
     ``state_path`` (default ``out`` + ``.state``); running the same call again resumes.
 
     Parameters
@@ -506,6 +532,7 @@ def train_from_config(
     base_header = {"sde": sde_to_header(sde), "data": data_info}
 
     def export(ema_network, summary, finished=False):
+        stopped = {} if summary.get("stopped") is None else {"stopped": summary["stopped"]}
         header = {
             **base_header,
             "training": {
@@ -515,6 +542,7 @@ def train_from_config(
                 "heldout_loss": summary["heldout_loss"],
                 "wall_time_s": round(summary["wall_time"], 1),
                 "finished": finished,
+                **stopped,
             },
         }
         return save_checkpoint(out, ema_network, header, dtype=weights_dtype)
@@ -542,9 +570,11 @@ def train_from_config(
         progress=progress,
         key=train_key,
     )
-    if not last_summary:  # resumed a run that had already finished
+    if not last_summary:  # resumed a run that had already reached its step count
         saved = read_header(state_path)
         last_summary = {k: saved.get(k) for k in ("step", "train_loss", "heldout_loss")}
         last_summary["wall_time"] = float(saved.get("wall_time", 0.0))
-    header = export(ema_network, last_summary, finished=True)
+    # Finished only when every requested step ran; a --minutes stop says so in "stopped".
+    finished = last_summary["step"] is not None and last_summary["step"] >= steps
+    header = export(ema_network, last_summary, finished=finished)
     return ema_network, header

@@ -9,7 +9,7 @@ import pytest
 from bayesnoise.checkpoints import read_header
 from bayesnoise.nets import UNet
 from bayesnoise.sde import VPSDE
-from bayesnoise.train import dsm_loss, heldout_loss, train_score_network
+from bayesnoise.train import dsm_loss, heldout_loss, train_from_config, train_score_network
 
 SETTINGS = dict(
     batch_size=16,
@@ -108,3 +108,63 @@ def test_resume_refuses_a_different_run(problem, tmp_path):
             network, sde, train, num_steps=2, key=key, checkpoint_path=path,
             **{**SETTINGS, "batch_size": 8},
         )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"learning_rate": 1e-3}, "learning_rate=0.003, this run has learning_rate=0.001"),
+        ({"ema_decay": 0.9}, "ema_decay=0.5, this run has ema_decay=0.9"),
+        ({"reverse_images": True}, "train_images_sha256='[0-9a-f]{64}', this run has"),
+    ],
+)
+def test_resume_refuses_other_settings_or_data(problem, tmp_path, change, field):
+    network, sde, train, _, key = problem
+    path = tmp_path / "state.eqx"
+    train_score_network(network, sde, train, num_steps=1, key=key, checkpoint_path=path, **SETTINGS)
+    other_train = train[::-1] if change.pop("reverse_images", False) else train
+    with pytest.raises(ValueError, match=f"cannot resume: the saved run has {field}"):
+        train_score_network(
+            network, sde, other_train, num_steps=2, key=key, checkpoint_path=path,
+            **{**SETTINGS, **change},
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"checkpoint_every": 0}, "checkpoint_every must be a positive integer. Got 0"),
+        ({"eval_every": 2.5}, "eval_every must be a positive integer. Got 2.5"),
+        ({"batch_size": 0}, "batch_size must be a positive integer. Got 0"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number > 0. Got nan"),
+        ({"max_wall_time": -1.0}, "max_wall_time must be a number of seconds > 0. Got -1.0"),
+    ],
+)
+def test_bad_intervals_and_rates(problem, change, message):
+    network, sde, train, _, key = problem
+    with pytest.raises(ValueError, match=message):
+        train_score_network(network, sde, train, num_steps=1, key=key, **{**SETTINGS, **change})
+
+
+def test_time_limit_is_recorded_as_not_finished(problem, tmp_path):
+    """A --minutes stop says finished: false, stopped: "time limit"; the rerun finishes it."""
+    _, _, train, _, _ = problem
+    np.save(tmp_path / "images.npy", np.asarray(train))
+    out = tmp_path / "prior.eqx"
+    options = dict(
+        architecture_options={"channels": [4], "embedding_dim": 8, "groups": 2},
+        batch_size=16,
+        checkpoint_every=1,
+        eval_every=1,
+        progress=False,
+    )
+    _, header = train_from_config(
+        str(tmp_path / "images.npy"), "unet", out, steps=3, max_wall_time=1e-9, **options
+    )
+    assert header["training"]["steps"] == 1
+    assert header["training"]["finished"] is False
+    assert header["training"]["stopped"] == "time limit"
+    assert read_header(out) == header
+    _, header = train_from_config(str(tmp_path / "images.npy"), "unet", out, steps=3, **options)
+    assert header["training"]["steps"] == 3
+    assert header["training"]["finished"] is True and "stopped" not in header["training"]
