@@ -5,10 +5,10 @@ coupled only through the likelihood of y (Stevens et al., "Removing Structured N
 Diffusion Models").
 """
 
-from bayesnoise import kernels, operators, target  # noqa: F401  (public submodules)
+from bayesnoise import operators, samplers, target  # noqa: F401  (public submodules)
 from bayesnoise.diagnostics import summarize
 from bayesnoise.inference import sample
-from bayesnoise.model import joint_model
+from bayesnoise.model import JointModel, joint_model
 from bayesnoise.model_file import load_model
 from bayesnoise.output import save_datatree
 from bayesnoise.priors import (
@@ -20,6 +20,8 @@ from bayesnoise.priors import (
     sinusoidal_std,
 )
 from bayesnoise.priors.distribution import ScorePriorDistribution
+from bayesnoise.samplers import SAMPLERS, Sampler, sampler
+from bayesnoise.samplers.prior_draws import sample_prior
 from bayesnoise.sde import VESDE, VPSDE, AbstractSDE, SimpleSDE, SubVPSDE, time_grid
 
 __all__ = [
@@ -37,10 +39,15 @@ __all__ = [
     "sinusoidal_std",
     "sample_sinusoidal_noise",
     "joint_model",
+    "JointModel",
+    "sampler",
+    "Sampler",
+    "SAMPLERS",
+    "sample_prior",
     "load_model",
     "sample",
     "summarize",
     "save_datatree",
-    "kernels",
+    "samplers",
     "operators",
 ]

@@ -1,34 +1,45 @@
-"""The driver: run a joint kernel over the time grid for many images and trajectories at once.
+"""The driver: run a sampler over the time grid for many images and trajectories at once.
 
-Every (chain, draw) is an independent reverse-diffusion trajectory; they are vmapped together
-with the images, stepped by one jitted function, and guarded per trajectory against NaN/inf
-and runaway values (|x| >= 1e6). On CPU the step is driven from a Python loop: inside
-``lax.scan`` XLA runs the input-gradient convolution of a network's VJP on a slow path, 1.3-5x
-slower per step (measured by ``analyses/benchmark_kernels.py``); elsewhere chunks of steps run
-inside ``lax.scan``. The loop and the scan draw the same random numbers, so they give the same
-samples.
+The driver owns time: it builds the grid, starts every trajectory (from the SDE's prior, or
+from the observation diffused to t0 < 1), and calls the sampler's pure step
+``step(key, state, target, observation, t, t_next, options)`` through ONE ``eqx.filter_jit``
+function whose arguments are the sampler (static), the target (networks and operators as array
+inputs, never compiled-in constants), the positions, the observations and the options (traced
+numbers). Two models of equal shapes therefore share one compilation, and sweeping an option
+never recompiles.
+
+Every (chain, draw) is an independent reverse-diffusion trajectory. Images x trajectories are
+flattened into one batch axis, vmapped, and sharded over all JAX devices (a 1-D mesh); each
+trajectory's random numbers depend only on (seed, step, trajectory index), so results do not
+depend on the number of devices. Each trajectory is guarded against NaN/inf and runaway values
+(|x| >= 1e6): a diverged one is frozen and flagged, never averaged in.
+
+On CPU the step is driven from a Python loop: inside ``lax.scan`` XLA runs the input-gradient
+convolution of a network's VJP on a slow path, 1.3-5x slower per step (jax issue 12868);
+elsewhere chunks of steps run inside ``lax.scan``. Both give the same samples.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
 import math
 import time as wallclock
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from bayesnoise.kernels import SAMPLERS
-from bayesnoise.kernels.base import split_like
-from bayesnoise.kernels.projection import pseudo_inverse
+from bayesnoise.linear_solve import pseudo_inverse
 from bayesnoise.output import to_datatree
+from bayesnoise.samplers.base import SamplerState
+from bayesnoise.samplers.registry import get_sampler
 from bayesnoise.sde import time_grid
 from bayesnoise.target import posterior_target
 
-__all__ = ["sample", "TRACE_COUNTS"]
+__all__ = ["sample", "TRACE_COUNTS", "DIVERGENCE_BOUND"]
 
 TRACE_COUNTS: collections.Counter = collections.Counter()
 """How often each sampler's step function was traced (compiled); for recompilation tests."""
@@ -39,87 +50,87 @@ DIVERGENCE_BOUND = 1e6
 """A trajectory with a value that is NaN, infinite or of magnitude >= this has diverged."""
 
 
-def _split_options(options: dict) -> tuple[dict, tuple]:
-    """Floats (and dicts of floats) become traced arguments; the rest is static."""
-    traced, static = {}, {}
-    for name, value in options.items():
-        is_float = isinstance(value, float)
-        is_float_dict = isinstance(value, dict) and all(
-            isinstance(v, int | float) for v in value.values()
+class _Carry(eqx.Module):
+    positions: dict
+    diverged: jax.Array
+    solver_failures: jax.Array
+    solver_steps_max: jax.Array
+
+
+@eqx.filter_jit
+def _advance(
+    sampler, target, carry, base_key, trajectory_ids, observations, options, grid, first, length
+):
+    """Advance every trajectory of the flat batch by ``length`` steps from step ``first``."""
+    TRACE_COUNTS[sampler.name] += 1
+
+    def one_trajectory(position, diverged, key, observation, time, next_time):
+        state, info = sampler.step(
+            key, SamplerState(position), target, observation, time, next_time, options
         )
-        if is_float or is_float_dict:
-            traced[name] = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), value)
-        else:
-            static[name] = value
-    return traced, tuple(sorted(static.items()))
-
-
-@functools.lru_cache(maxsize=64)
-def _runner(target, sampler: str, static_options: tuple, length: int):
-    """A jitted function advancing every (image, trajectory) by ``length`` steps."""
-    kernel_module = SAMPLERS[sampler]
-
-    def one_step(state, diverged, key, observation, traced_options):
-        algorithm = kernel_module.as_top_level_api(
-            target, observation, **traced_options, **dict(static_options)
-        )
-        new_state, info = algorithm.step(key, state)
         finite = jnp.all(
             jnp.stack(
                 [
-                    jnp.all(jnp.isfinite(v) & (jnp.abs(v) < DIVERGENCE_BOUND))
-                    for v in jax.tree.leaves(new_state.position)
+                    jnp.all(jnp.isfinite(value) & (jnp.abs(value) < DIVERGENCE_BOUND))
+                    for value in jax.tree.leaves(state.position)
                 ]
             )
         )
-        kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), new_state, state)
-        kept = kept._replace(time=new_state.time)
-        return kept, diverged | ~finite, info.residual_norm
+        kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), state.position, position)
+        return kept, diverged | ~finite, info
 
-    over_trajectories = jax.vmap(one_step, in_axes=(0, 0, 0, None, None))
-    over_images = jax.vmap(over_trajectories, in_axes=(0, 0, 0, 0, None))
+    over_batch = jax.vmap(one_trajectory, in_axes=(0, 0, 0, 0, None, None))
 
-    def advance(states, diverged, base_key, first_step, observations, traced_options, grid):
-        TRACE_COUNTS[sampler] += 1
-        shape = diverged.shape
+    def body(carry, step_index):
+        step_key = jax.random.fold_in(base_key, step_index)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(step_key, trajectory_ids)
+        positions, diverged, info = over_batch(
+            carry.positions,
+            carry.diverged,
+            keys,
+            observations,
+            grid[step_index],
+            grid[step_index + 1],
+        )
+        carry = _Carry(
+            positions,
+            diverged,
+            carry.solver_failures + (~info.solver_converged).astype(jnp.int32),
+            jnp.maximum(carry.solver_steps_max, info.solver_steps),
+        )
+        return carry, info.residual_norm
 
-        def body(carry, step_index):
-            states, diverged = carry
-            keys = jax.random.split(jax.random.fold_in(base_key, step_index), math.prod(shape))
-            keys = keys.reshape(shape)
-            options = {**traced_options, "time_step": grid[step_index] - grid[step_index + 1]}
-            states = states._replace(time=jnp.full_like(states.time, grid[step_index]))
-            states, diverged, residual = over_images(states, diverged, keys, observations, options)
-            return (states, diverged), residual
-
-        indices = first_step + jnp.arange(length)
-        if length == 1:
-            carry, residual = body((states, diverged), indices[0])
-            return carry, residual[None]
-        return jax.lax.scan(body, (states, diverged), indices)
-
-    return jax.jit(advance, donate_argnums=(0, 1))
+    indices = first + jnp.arange(length)
+    if length == 1:
+        carry, residual = body(carry, indices[0])
+        return carry, residual[None]
+    return jax.lax.scan(body, carry, indices)
 
 
 def _initial_positions(target, key, observations, num_trajectories, start_time):
     """Draws from the SDE's prior at t = 1, or the observation diffused to ``start_time``.
 
     For ``start_time < 1`` (SDEdit / CCDF) each site starts at a_t x_guess + s_t z, where
-    ``x_guess`` is the minimum-norm solution of A x + B n = y.
+    ``x_guess`` is the minimum-norm solution of A x + B n = y. Shapes: (image, trajectory, ...).
     """
     sde = target.sde
     num_images = observations.shape[0]
     batch = (num_images, num_trajectories)
-    keys = split_like(key, dict.fromkeys(target.latent_names))
+    keys = dict(zip(target.latent_names, jax.random.split(key, len(target.latent_names))))
     if start_time >= 1.0:
         return {
             name: sde.prior_sample(keys[name], batch + shape)
             for name, shape in target.latent_shapes.items()
         }
     zeros = {name: jnp.zeros(shape) for name, shape in target.latent_shapes.items()}
-    guess = jax.jit(jax.vmap(lambda y: pseudo_inverse(target.predicted_observation, zeros, y)))(
-        observations
-    )
+
+    @eqx.filter_jit
+    def minimum_norm(target, observations):
+        return jax.vmap(lambda y: pseudo_inverse(target.predicted_observation, zeros, y)[0])(
+            observations
+        )
+
+    guess = minimum_norm(target, observations)
     a_t = sde.marginal_mean_coefficient(start_time)
     s_t = sde.marginal_std(start_time)
     return {
@@ -129,9 +140,7 @@ def _initial_positions(target, key, observations, num_trajectories, start_time):
     }
 
 
-def _check_inputs(target, observation, sampler, num_chains, num_draws, num_steps, start_time):
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {sorted(SAMPLERS)}. Got sampler={sampler!r}.")
+def _check_inputs(target, observation, num_chains, num_draws, num_steps, start_time):
     for name, value in [("num_chains", num_chains), ("num_draws", num_draws)]:
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive integer. Got {name}={value!r}.")
@@ -159,11 +168,20 @@ def _check_inputs(target, observation, sampler, num_chains, num_draws, num_steps
     return jnp.asarray(observation), single
 
 
+def _shard(tree, num_devices):
+    """Place the leading (batch) axis of every leaf across all devices (a 1-D mesh)."""
+    if num_devices == 1:
+        return tree
+    mesh = Mesh(np.asarray(jax.devices()), ("batch",))
+    sharding = NamedSharding(mesh, PartitionSpec("batch"))
+    return jax.device_put(tree, sharding)
+
+
 def sample(
     model,
     observation,
     *,
-    sampler: str = "pigdm",
+    sampler="pigdm",
     num_chains: int = 4,
     num_draws: int = 4,
     num_steps: int = 500,
@@ -180,14 +198,15 @@ def sample(
     ----------
     model : a model function (see :func:`bayesnoise.joint_model`).
     observation : y of the model's observation shape, or a batch ``(num_images, *shape)``.
-    sampler : a name in :data:`bayesnoise.kernels.SAMPLERS`.
+    sampler : a name in :data:`bayesnoise.samplers.SAMPLERS` or a
+        :class:`bayesnoise.samplers.Sampler` (e.g. ``bn.sampler("ddim", guidance="dps")``).
     num_chains, num_draws : independent trajectories per image, as chains x draws.
     num_steps : number of reverse-time steps from ``start_time`` to 0.
     start_time : 1 starts from the SDE's prior; t0 < 1 starts from the observation diffused to
         t0 (SDEdit / CCDF) and needs only ``num_steps`` steps over [0, t0].
-    sampler_options : keyword arguments of the sampler's ``as_top_level_api`` (e.g.
-        ``{"step_sizes": {"x": 0.5, "n": 0.5}}``). Floats are traced, so sweeping them does
-        not recompile.
+    sampler_options : the sampler's options, in the shared vocabulary
+        (:data:`bayesnoise.samplers.VOCABULARY`), e.g. ``{"guidance_weight": {"x": 0.5,
+        "n": 0.5}}``. Unknown or irrelevant options are an error; numbers are traced.
     time_spacing : ``"uniform"`` (the paper's grid) or ``"quadratic"`` (finer near t = 0,
         see :func:`bayesnoise.sde.time_grid`).
     loop : ``"python"`` (a jitted step driven from Python), ``"scan"`` (chunks in
@@ -202,66 +221,101 @@ def sample(
     >>> model = bayesnoise.load_model("models/gaussian_toy.py")  # doctest: +SKIP
     >>> tree = bayesnoise.sample(model, y, num_chains=4, num_draws=8)  # doctest: +SKIP
     """
+    sampler = get_sampler(sampler)
     target = posterior_target(model)
     observations, single = _check_inputs(
-        target, observation, sampler, num_chains, num_draws, num_steps, start_time
+        target, observation, num_chains, num_draws, num_steps, start_time
     )
+    options = sampler.prepare_options(sampler_options, target.latent_names)
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {LOOPS}. Got loop={loop!r}.")
     if loop == "auto":
         loop = "python" if jax.default_backend() == "cpu" else "scan"
     grid = time_grid(num_steps, float(start_time), spacing=time_spacing)
-    options = {"time_step": float(grid[0] - grid[1]), "start_time": float(start_time)}
-    options.update(sampler_options or {})
-    traced_options, static_options = _split_options(options)
 
     started = wallclock.perf_counter()
     init_key, step_key = jax.random.split(jax.random.key(seed))
-    num_trajectories = num_chains * num_draws
+    num_images, num_trajectories = observations.shape[0], num_chains * num_draws
     positions = _initial_positions(
         target, init_key, observations, num_trajectories, float(start_time)
     )
-    algorithm = SAMPLERS[sampler].as_top_level_api(
-        target, observations[0], **traced_options, **dict(static_options)
+    # Flatten (image, trajectory) into one batch axis, padded to a multiple of the devices.
+    batch = num_images * num_trajectories
+    num_devices = jax.device_count()
+    padded = math.ceil(batch / num_devices) * num_devices
+    rows = np.minimum(np.arange(padded), batch - 1)
+    image_of_row = rows // num_trajectories
+
+    def flat(values):
+        return values.reshape((batch,) + values.shape[2:])[rows]
+
+    carry = _Carry(
+        positions={name: flat(value) for name, value in positions.items()},
+        diverged=jnp.zeros(padded, dtype=bool),
+        solver_failures=jnp.zeros(padded, dtype=jnp.int32),
+        solver_steps_max=jnp.zeros(padded, dtype=jnp.int32),
     )
-    states = jax.vmap(jax.vmap(algorithm.init))(positions)
-    diverged = jnp.zeros((observations.shape[0], num_trajectories), dtype=bool)
+    carry = _shard(carry, num_devices)
+    trajectory_ids = _shard(jnp.asarray(rows, dtype=jnp.int32), num_devices)
+    row_observations = _shard(observations[image_of_row], num_devices)
 
     chunk = 1 if loop == "python" else max(1, num_steps // 10)
     residual_traces = []
-    with tqdm(total=num_steps, disable=not progress, desc=sampler, unit="step") as bar:
+    with tqdm(total=num_steps, disable=not progress, desc=sampler.name, unit="step") as bar:
         for first in range(0, num_steps, chunk):
             length = min(chunk, num_steps - first)
-            advance = _runner(target, sampler, static_options, length)
-            (states, diverged), residuals = advance(
-                states, diverged, step_key, jnp.asarray(first), observations, traced_options, grid
+            carry, residuals = _advance(
+                sampler,
+                target,
+                carry,
+                step_key,
+                trajectory_ids,
+                row_observations,
+                options,
+                grid,
+                jnp.asarray(first),
+                length,
             )
             residual_traces.append(residuals)
             bar.update(length)
-    positions = jax.block_until_ready(states.position)
+    jax.block_until_ready(carry)
     wall_time = wallclock.perf_counter() - started
 
-    final_residual = jax.jit(jax.vmap(jax.vmap(target.predicted_observation)))(positions)
-    final_residual = jnp.sqrt(
-        jnp.sum((observations[:, None] - final_residual) ** 2, axis=range(2, final_residual.ndim))
+    def unflat(values):  # (padded, ...) -> (image, trajectory, ...)
+        values = np.asarray(values)[:batch]
+        return values.reshape((num_images, num_trajectories) + values.shape[1:])
+
+    final_positions = {name: unflat(value) for name, value in carry.positions.items()}
+    predicted = eqx.filter_jit(lambda t, p: jax.vmap(jax.vmap(t.predicted_observation))(p))(
+        target, final_positions
     )
+    final_residual = jnp.sqrt(
+        jnp.sum((observations[:, None] - predicted) ** 2, axis=range(2, predicted.ndim))
+    )
+    residual_trace = np.concatenate([np.asarray(r) for r in residual_traces], axis=0)
     return to_datatree(
-        positions=positions,
+        positions=final_positions,
         observations=observations,
-        diverged=diverged,
+        diverged=unflat(carry.diverged),
         final_residual=final_residual,
-        residual_trace=jnp.concatenate(residual_traces, axis=0),
+        residual_trace=residual_trace[:, :batch].reshape(num_steps, num_images, num_trajectories),
+        solver_failures=unflat(carry.solver_failures),
+        solver_steps_max=unflat(carry.solver_steps_max),
         num_chains=num_chains,
         single_image=single,
         attrs={
-            "sampler": sampler,
+            "sampler": sampler.name,
             "sampler_options": repr(sampler_options or {}),
             "num_steps": num_steps,
+            "network_evaluations_per_prior": sampler.network_evaluations(
+                num_steps, sampler_options
+            ),
             "start_time": float(start_time),
             "time_spacing": time_spacing,
             "seed": seed,
             "loop": loop,
             "backend": jax.default_backend(),
+            "num_devices": num_devices,
             "wall_time_s": wall_time,
         },
     )

@@ -39,7 +39,7 @@ defaults = {
     # Tweedie's x0 = (x + s_t net) / a_t amplifies the network's errors until the guidance
     # diverges (measured with PiGDM: every trajectory diverged from t0 = 0.8 and 1.0).
     "start_time": 0.6,
-    "sampler_options": {"step_sizes": {"x": 1.0, "n": 1.0}},
+    "sampler_options": {"guidance_weight": {"x": 1.0, "n": 1.0}},
 }
 
 

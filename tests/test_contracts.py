@@ -1,4 +1,4 @@
-"""Contract tests over the kernel registry (CONVENTIONS 8): no recompilation, pytree positions,
+"""Contract tests over the sampler registry (CONVENTIONS 8): no recompilation, pytree positions,
 batch shapes, determinism, and the python loop and lax.scan drivers agreeing."""
 
 import numpy as np
@@ -7,15 +7,21 @@ from gaussian_problems import SDE, observation_of
 
 import bayesnoise as bn
 from bayesnoise.inference import TRACE_COUNTS, _initial_positions
-from bayesnoise.kernels import SAMPLERS
+from bayesnoise.samplers import SAMPLERS
 
 OPTIONS = {
     "pigdm": {},
     "predictor_corrector": {},
     "annealed_langevin": {"steps_per_level": 2},
-    "dps": {"step_sizes": {"x": 0.3, "n": 0.3}},
-    "data_consistency": {"step_sizes": {"x": 0.5, "n": 0.5}},
-    "projection": {"step_sizes": {"x": 0.5, "n": 0.5}},
+    "dps": {"guidance_weight": {"x": 0.3}},
+    "data_consistency": {"guidance_weight": 0.5},
+    "pseudo_inverse": {"guidance_weight": 0.5},
+    "ddim_dps": {"guidance_weight": 0.3, "eta": 0.5},
+    "ddim_pigdm": {"eta": 0.5},
+    "ddpm_pigdm": {},
+    "diffpir": {"eta": 0.5},
+    "heun_pigdm": {},
+    "heun_proximal": {},
 }
 SIGNAL = bn.GaussianPrior((4, 3, 1), SDE, mean=0.2, variance=0.3)
 JOINT = bn.joint_model(
@@ -101,7 +107,7 @@ def test_divergent_trajectory_is_reported_not_averaged():
         JOINT,
         observation,
         sampler="data_consistency",
-        sampler_options={"step_sizes": {"x": 1e6, "n": 1e6}},
+        sampler_options={"guidance_weight": {"x": 1e6, "n": 1e6}},
         num_chains=2,
         num_draws=2,
         num_steps=6,

@@ -108,9 +108,9 @@ def test_pigdm_agrees_with_nuts(problem):
 @pytest.mark.parametrize(
     ("sampler", "options"),
     [
-        ("dps", {"step_sizes": {"x": 0.2, "n": 0.2}}),
-        ("data_consistency", {"step_sizes": {"x": 0.5, "n": 0.5}}),
-        ("projection", {"step_sizes": {"x": 0.5, "n": 0.5}}),
+        ("dps", {"guidance_weight": {"x": 0.2, "n": 0.2}}),
+        ("data_consistency", {"guidance_weight": {"x": 0.5, "n": 0.5}}),
+        ("pseudo_inverse", {"guidance_weight": {"x": 0.5, "n": 0.5}}),
     ],
 )
 def test_approximate_samplers_recover_easy_denoising(sampler, options):

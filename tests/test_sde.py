@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import bayesnoise as bn
-from bayesnoise.kernels.base import reverse_euler_maruyama
+from bayesnoise.samplers.base import Guided, no_solve_info
+from bayesnoise.samplers.integrators.euler_maruyama import euler_maruyama_move
 
 SDES = [bn.VPSDE(0.1, 7.0), bn.VPSDE(), bn.SubVPSDE(), bn.VESDE(0.01, 50.0), bn.SimpleSDE(25.0)]
 
@@ -96,9 +97,9 @@ def test_euler_maruyama_has_weak_order_one(key):
             keys = jax.random.split(step_key, num_samples)
 
             def move(x, k):
-                position = {"x": x}
                 scores = {"x": prior.score(x, time)}
-                return reverse_euler_maruyama(k, position, scores, time, time - next_time, sde)
+                guided = Guided({"x": x}, scores, {"x": 0.0}, no_solve_info(0.0))
+                return euler_maruyama_move(k, guided, time, next_time, sde)
 
             return jax.vmap(move)(x, keys)["x"], None
 
@@ -114,7 +115,7 @@ def test_euler_maruyama_has_weak_order_one(key):
 
 def test_sample_prior_draws_the_gaussian_prior(key):
     """Unconditional reverse diffusion of an analytic prior reproduces its moments."""
-    from bayesnoise.priors.sampling import sample_prior
+    from bayesnoise.samplers.prior_draws import sample_prior
 
     prior = bn.GaussianPrior((3,), bn.VPSDE(), mean=0.5, variance=jnp.array([0.04, 0.25, 1.0]))
     draws = np.asarray(sample_prior(prior, key, 4000, num_steps=100))
