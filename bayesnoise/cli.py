@@ -249,7 +249,7 @@ def _train(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bayesnoise.kernels import SAMPLERS
+    from bayesnoise.samplers import SAMPLERS
 
     parser = argparse.ArgumentParser(prog="bayesnoise", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--steps", dest="num_steps", type=int)
     sample.add_argument("--start-time", dest="start_time", type=float)
     sample.add_argument(
-        "--options", help='sampler options as JSON, e.g. \'{"step_sizes": {"x": 0.5}}\''
+        "--options", help='sampler options as JSON, e.g. \'{"guidance_weight": {"x": 0.5}}\''
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True, help="output directory")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -21,7 +22,7 @@ import numpyro.distributions as dist
 from bayesnoise.priors.base import AbstractScorePrior
 from bayesnoise.priors.distribution import ScorePriorDistribution
 
-__all__ = ["joint_model", "LIKELIHOODS"]
+__all__ = ["joint_model", "JointModel", "LIKELIHOODS"]
 
 LIKELIHOODS = ("gaussian", "poisson")
 
@@ -94,7 +95,8 @@ def joint_model(
 
     Returns
     -------
-    ``model(observation=None, diffusion_time=0.0)``, a NumPyro model function.
+    A :class:`JointModel`: call it as the NumPyro model
+    ``model(observation=None, diffusion_time=0.0)``.
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Got likelihood={likelihood!r}.")
@@ -109,10 +111,10 @@ def joint_model(
             "photon_rate must be a positive number, and finite, for a poisson likelihood. "
             f"Got {photon_rate!r}."
         )
-    signal_operator = signal_operator or (lambda x: x)
+    signal_operator = signal_operator or _identity
     observation_shape = _check_operator("signal_operator", signal_operator, signal_prior)
     if noise_prior is not None:
-        noise_operator = noise_operator or (lambda n: n)
+        noise_operator = noise_operator or _identity
         noise_output_shape = _check_operator("noise_operator", noise_operator, noise_prior)
         if noise_output_shape != observation_shape:
             raise ValueError(
@@ -124,22 +126,53 @@ def joint_model(
                 "signal_prior and noise_prior must be diffused by the same SDE. "
                 f"Got {signal_prior.sde} and {noise_prior.sde}."
             )
-    event_ndim = len(observation_shape)
+    return JointModel(
+        signal_prior=signal_prior,
+        noise_prior=noise_prior,
+        signal_operator=signal_operator,
+        noise_operator=noise_operator,
+        measurement_std=measurement_std,
+        likelihood=likelihood,
+        photon_rate=photon_rate,
+        observation_shape=observation_shape,
+    )
 
-    def model(observation=None, diffusion_time=0.0):
-        x = numpyro.sample("x", ScorePriorDistribution(signal_prior, diffusion_time))
-        predicted = signal_operator(x)
-        if noise_prior is not None:
-            n = numpyro.sample("n", ScorePriorDistribution(noise_prior, diffusion_time))
-            predicted = predicted + noise_operator(n)
-        if likelihood == "gaussian":
-            scale = measurement_std
+
+def _identity(signal):
+    return signal
+
+
+class JointModel(eqx.Module):
+    """The NumPyro model of y = A(x) + B(n) + noise, as a callable Equinox module.
+
+    Calling it runs the plain NumPyro model ``model(observation=None, diffusion_time=0.0)``.
+    Being a module, its priors' networks and operators' arrays are pytree leaves: a jitted
+    sampler takes them as inputs, so models of equal shapes share one compilation.
+    """
+
+    signal_prior: AbstractScorePrior
+    noise_prior: AbstractScorePrior | None
+    signal_operator: Callable
+    noise_operator: Callable | None
+    measurement_std: Any
+    likelihood: str = eqx.field(static=True)
+    photon_rate: float | None
+    observation_shape: tuple[int, ...] = eqx.field(static=True)
+
+    @property
+    def num_measurements(self) -> int:
+        return math.prod(self.observation_shape)
+
+    def __call__(self, observation=None, diffusion_time=0.0):
+        x = numpyro.sample("x", ScorePriorDistribution(self.signal_prior, diffusion_time))
+        predicted = self.signal_operator(x)
+        if self.noise_prior is not None:
+            n = numpyro.sample("n", ScorePriorDistribution(self.noise_prior, diffusion_time))
+            predicted = predicted + self.noise_operator(n)
+        if self.likelihood == "gaussian":
+            scale = self.measurement_std
         else:
             counts = predicted if observation is None else observation
-            scale = jnp.sqrt(jnp.maximum(counts, 1.0 / photon_rate) / photon_rate)
-        observation_dist = dist.Normal(predicted, scale).to_event(event_ndim)
+            scale = jnp.sqrt(jnp.maximum(counts, 1.0 / self.photon_rate) / self.photon_rate)
+        observation_dist = dist.Normal(predicted, scale).to_event(len(self.observation_shape))
         numpyro.sample("y", observation_dist, obs=observation)
-
-    model.observation_shape = observation_shape
-    model.num_measurements = math.prod(observation_shape)
-    return model
