@@ -1,4 +1,4 @@
-"""Matrix-free linear solves for guidance and initialisation, with lineax's conjugate gradients.
+"""Matrix-free linear solves for guidance and initialisation, by conjugate gradients.
 
 Every solve reports whether it converged and how many iterations it took, so a sampler can
 put non-convergence in ``sample_stats`` instead of silently using an unconverged result.
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
-import lineax
+import jax.numpy as jnp
 from jaxtyping import Array, Bool, Int, PyTree
 
 __all__ = ["SolveResult", "solve_positive_definite", "pseudo_inverse"]
@@ -29,16 +29,46 @@ def solve_positive_definite(
 ) -> SolveResult:
     """Solve ``operator(u) = vector`` for a symmetric positive definite ``operator`` by CG.
 
-    ``tolerance`` (relative and absolute, max-norm) and ``max_steps`` may be traced.
+    Stops when ||r||_2 <= tolerance ||vector||_2, after ``max_steps`` iterations (not
+    converged), or at a breakdown (p^T K p <= 0, reached when rounding makes K numerically
+    indefinite), keeping the last finite iterate. ``tolerance`` and ``max_steps`` may be traced.
+
+    Written here rather than taken from lineax: lineax's CG tests the residual element-wise
+    against atol + rtol |b_i| and returns NaN at a breakdown; on PiGDM's Tweedie covariance near
+    t = 1 (float32, s_t^2 / a_t ~ 1e4) that turned 45 of 1024 trajectories into NaN (measured on
+    ``tests/gaussian_problems.py``), where a norm-wise test converges.
     """
-    structure = jax.eval_shape(lambda: vector)
-    linear_operator = lineax.FunctionLinearOperator(
-        operator, structure, tags=lineax.positive_semidefinite_tag
-    )
-    solver = lineax.CG(rtol=tolerance, atol=tolerance, max_steps=max_steps)
-    solution = lineax.linear_solve(linear_operator, vector, solver=solver, throw=False)
-    converged = solution.result == lineax.RESULTS.successful
-    return SolveResult(solution.value, converged, solution.stats["num_steps"])
+
+    def dot(first, second):
+        return sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)))
+
+    def axpy(alpha, first, second):  # alpha * first + second
+        return jax.tree.map(lambda a, b: alpha * a + b, first, second)
+
+    threshold = (tolerance * jnp.sqrt(dot(vector, vector))) ** 2
+    solution = jax.tree.map(jnp.zeros_like, vector)
+    squared_norm = dot(vector, vector)
+
+    def keep_going(carry):
+        _, _, _, squared_norm, step, broken = carry
+        return (squared_norm > threshold) & (step < max_steps) & ~broken
+
+    def iterate(carry):
+        solution, residual, direction, squared_norm, step, _ = carry
+        image = operator(direction)
+        curvature = dot(direction, image)
+        broken = ~(curvature > 0)
+        alpha = jnp.where(broken, 0.0, squared_norm / jnp.where(broken, 1.0, curvature))
+        solution = axpy(alpha, direction, solution)
+        residual = axpy(-alpha, image, residual)
+        new_squared_norm = dot(residual, residual)
+        beta = new_squared_norm / jnp.where(squared_norm > 0, squared_norm, 1.0)
+        direction = axpy(beta, direction, residual)
+        return solution, residual, direction, new_squared_norm, step + 1, broken
+
+    initial = (solution, vector, vector, squared_norm, jnp.array(0), jnp.array(False))
+    solution, _, _, squared_norm, steps, _ = jax.lax.while_loop(keep_going, iterate, initial)
+    return SolveResult(solution, squared_norm <= threshold, steps)
 
 
 def pseudo_inverse(

@@ -29,7 +29,7 @@ class PiGDM(AbstractGuidance):
     option_defaults = {
         "guidance_weight": 1.0,
         "covariance": "tweedie",
-        "cg_tolerance": 1e-4,
+        "cg_tolerance": 1e-5,
         "cg_max_steps": 100,
     }
     vjps_per_evaluation = 1
