@@ -116,7 +116,9 @@ def _initial_positions(target, key, observations, num_trajectories, start_time):
     sde = target.sde
     num_images = observations.shape[0]
     batch = (num_images, num_trajectories)
-    keys = dict(zip(target.latent_names, jax.random.split(key, len(target.latent_names))))
+    keys = dict(
+        zip(target.latent_names, jax.random.split(key, len(target.latent_names)), strict=True)
+    )
     if start_time >= 1.0:
         return {
             name: sde.prior_sample(keys[name], batch + shape)

@@ -40,7 +40,10 @@ def solve_positive_definite(
     """
 
     def dot(first, second):
-        return sum(jnp.vdot(a, b) for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)))
+        return sum(
+            jnp.vdot(a, b)
+            for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True)
+        )
 
     def axpy(alpha, first, second):  # alpha * first + second
         return jax.tree.map(lambda a, b: alpha * a + b, first, second)

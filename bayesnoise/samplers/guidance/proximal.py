@@ -52,8 +52,6 @@ class Proximal(AbstractGuidance):
         )
         (back,) = forward_transpose(solve.solution)
         proximal = {name: denoised[name] + prior_variance[name] * back[name] for name in back}
-        scores = {
-            name: (a_t * proximal[name] - position[name]) / s_t**2 for name in position
-        }
+        scores = {name: (a_t * proximal[name] - position[name]) / s_t**2 for name in position}
         info = StepInfo(jnp.linalg.norm(residual), solve.converged, solve.num_steps)
         return Guided(position, scores, zeros_like(position), info)

@@ -1,6 +1,6 @@
 """Reverse-time Euler–Maruyama (Song et al. 2021, eq. 6), from t to t_next = t - dt:
 
-    x <- x - [f(t) x - g(t)^2 score(x, t)] dt + g(t) sqrt(dt) z
+x <- x - [f(t) x - g(t)^2 score(x, t)] dt + g(t) sqrt(dt) z
 """
 
 from __future__ import annotations
