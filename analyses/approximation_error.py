@@ -27,9 +27,9 @@ SETTINGS = {
     "pigdm (scalar covariance)": {"covariance": "scalar"},
     "predictor_corrector": {"signal_to_noise": 0.01},
     "annealed_langevin": {"step_size": 0.2, "steps_per_level": 3},
-    "dps": {"step_sizes": {"x": 0.2, "n": 0.2}},
-    "data_consistency": {"step_sizes": {"x": 0.5, "n": 0.5}},
-    "projection": {"step_sizes": {"x": 0.5, "n": 0.5}},
+    "dps": {"guidance_weight": {"x": 0.2, "n": 0.2}},
+    "data_consistency": {"guidance_weight": {"x": 0.5, "n": 0.5}},
+    "pseudo_inverse": {"guidance_weight": {"x": 0.5, "n": 0.5}},
 }
 
 

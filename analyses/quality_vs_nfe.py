@@ -11,7 +11,8 @@ A forward pass of one prior's network is one evaluation; Heun's second-order ste
 DPS and PiGDM also take one VJP per evaluation; proximal (DiffPIR) and Algorithm 1 none.
 
     python analyses/quality_vs_nfe.py tune --samplers ddim_dps diffpir      # on validation
-    python analyses/quality_vs_nfe.py study --split test --nfe 10 15 25 50 100 200
+    python analyses/quality_vs_nfe.py study --split test --samplers dps ddim_dps diffpir --nfe 10 25 50
+    python analyses/quality_vs_nfe.py study --split test --samplers dps:default --nfe 50 200
 """
 
 from __future__ import annotations
@@ -137,8 +138,11 @@ def study(args, model):
     x, n = x[: args.images], n[: args.images]
     tuned = json.loads((FIGURES / f"tuned_{args.tuned_at}.json").read_text())["best"]
     rows = []
-    for name in args.samplers:
-        setting = tuned.get(name, {"options": {}, "start_time": 0.6})
+    for label in args.samplers:
+        # "dps:default" runs a sampler with its default options (the model file's t0 = 0.6).
+        name, _, variant = label.partition(":")
+        setting = tuned.get(name) if variant != "default" else None
+        setting = setting or {"options": {}, "start_time": 0.6}
         for evaluations in args.nfe:
             row = evaluate(
                 model,
@@ -150,10 +154,18 @@ def study(args, model):
                 setting["start_time"],
                 args.draws,
             )
-            row["split"] = args.split
+            row["split"], row["label"] = args.split, label
             rows.append(row)
             print(json.dumps(row), flush=True)
-    _write(FIGURES / f"quality_vs_nfe_{args.split}.json", {"rows": rows})
+    path = FIGURES / f"quality_vs_nfe_{args.split}.json"
+    previous = json.loads(path.read_text())["rows"] if path.exists() else []
+    keep = [
+        row
+        for row in previous
+        if (row["label"], row["evaluations_per_prior"])
+        not in {(new["label"], new["evaluations_per_prior"]) for new in rows}
+    ]
+    _write(path, {"rows": keep + rows})
 
 
 def _write(path: Path, content: dict) -> None:

@@ -58,9 +58,9 @@ def main():
     observations = 0.5 * truth + 0.5 * testset["digits"][: args.images]
     options = {
         "pigdm": {"covariance": "scalar"},
-        "data_consistency": {"step_sizes": {"x": 0.5, "n": 0.5}},
-        "dps": {"step_sizes": {"x": 1.0, "n": 1.0}},
-        "projection": {"step_sizes": {"x": 0.5, "n": 0.5}},
+        "data_consistency": {"guidance_weight": {"x": 0.5, "n": 0.5}},
+        "dps": {"guidance_weight": {"x": 1.0, "n": 1.0}},
+        "pseudo_inverse": {"guidance_weight": {"x": 0.5, "n": 0.5}},
     }
     runs = [(f"joint {name}", module.model, name) for name in args.samplers]
     runs.append(("Gaussian-noise baseline (pigdm)", gaussian_noise_baseline(module), "pigdm"))
