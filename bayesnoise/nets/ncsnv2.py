@@ -4,8 +4,9 @@ The layout follows the reference ``NCSNv2`` (ermongroup/ncsnv2, ``models/ncsnv2.
 begin convolution, four stages of two residual blocks (the second halves the resolution; the
 third and fourth keep it and dilate their convolutions by 2 and 4 instead), then four
 RefineNet blocks (residual conv units, multi-resolution fusion, chained residual pooling) back
-up to full resolution, and an end convolution. With ``features=128`` at 64 × 64 this is the
-paper's network (≈ 8.9 M parameters there); the default here is ``features=32`` for CPUs.
+up to full resolution, and an end convolution. The authors' network is nf = 64 with batch norm,
+8.9 M parameters; ``features=64`` here (3 channels, no time input) has 7.4 M, and
+``features=128`` 29.7 M (counted). The default here is ``features=32`` for CPUs.
 
 Differences from the reference, on purpose:
 
