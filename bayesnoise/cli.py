@@ -248,6 +248,27 @@ def _train(args) -> None:
     print(f"wrote {args.out}")
 
 
+def _bench(args) -> dict:
+    from bayesnoise.bench import benchmark, format_table
+
+    try:
+        options = None if args.options is None else json.loads(args.options)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--options must be JSON: {error}. Got {args.options!r}.") from error
+    result = benchmark(
+        args.model_file,
+        sampler=args.sampler,
+        batches=args.batch,
+        steps=args.steps,
+        options=options,
+        paper=args.paper,
+    )
+    print(format_table(result))
+    if args.json:
+        print(json.dumps(result))
+    return result
+
+
 def build_parser() -> argparse.ArgumentParser:
     from bayesnoise.samplers import SAMPLERS
 
@@ -290,6 +311,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     train.add_argument("--seed", type=int, default=0)
+
+    bench = commands.add_parser(
+        "bench", help="time the jitted step against the bare network work it needs"
+    )
+    bench.add_argument("model_file", nargs="?", help="a model file (optional with --paper)")
+    bench.add_argument("--sampler", help="default: the model file's")
+    bench.add_argument(
+        "--batch", type=int, nargs="+", default=[1, 4, 16, 64], help="trajectories per step"
+    )
+    bench.add_argument("--steps", type=int, default=10, help="timed steps per batch size")
+    bench.add_argument("--options", help="sampler options as JSON")
+    bench.add_argument("--json", action="store_true", help="end with one line of JSON")
+    bench.add_argument(
+        "--paper", action="store_true", help="the paper's 64x64x3 NCSNv2 configuration"
+    )
     return parser
 
 
@@ -302,6 +338,8 @@ def main(argv=None) -> int:
             print(f"wrote {Path(args.out) / 'report.html'}")
         elif args.command == "report":
             _report(args)
+        elif args.command == "bench":
+            _bench(args)
         else:
             _train(args)
     except (ValueError, TypeError, OSError, RuntimeError) as error:
