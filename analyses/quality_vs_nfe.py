@@ -10,7 +10,7 @@ Splits (digits on clothing, y = 0.5 x + 0.5 n):
 A forward pass of one prior's network is one evaluation; Heun's second-order step counts two.
 DPS and PiGDM also take one VJP per evaluation; proximal (DiffPIR) and Algorithm 1 none.
 
-    python analyses/quality_vs_nfe.py tune --samplers ddim_dps diffpir      # on validation
+    python analyses/quality_vs_nfe.py tune --images 8       # on validation
     python analyses/quality_vs_nfe.py study --split test --samplers dps ddim_dps diffpir --nfe 10 25 50
     python analyses/quality_vs_nfe.py study --split test --samplers dps:default --nfe 50 200
 """
