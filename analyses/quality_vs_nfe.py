@@ -11,8 +11,10 @@ A forward pass of one prior's network is one evaluation; Heun's second-order ste
 DPS and PiGDM also take one VJP per evaluation; proximal (DiffPIR) and Algorithm 1 none.
 
     python analyses/quality_vs_nfe.py tune --images 8       # on validation
-    python analyses/quality_vs_nfe.py study --split test --samplers dps ddim_dps diffpir --nfe 10 25 50
-    python analyses/quality_vs_nfe.py study --split test --samplers dps:default --nfe 50 200
+    python analyses/quality_vs_nfe.py study --split test --images 32 \
+        --samplers dps ddim_dps diffpir --nfe 10 25 50
+    python analyses/quality_vs_nfe.py study --split test --images 32 \
+        --samplers dps:default --nfe 25 50 200
 """
 
 from __future__ import annotations
