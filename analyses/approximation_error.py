@@ -73,7 +73,7 @@ def main():
                         "rms_standardised_mean_error": mean_error,
                         "variance_ratio_min": float(ratio.min()),
                         "variance_ratio_max": float(ratio.max()),
-                        "diverged": int(tree.sample_stats["diverged"].sum()),
+                        "diverged": int(tree.sample_stats["diverging"].sum()),
                         "seconds": seconds,
                     }
                 )

@@ -90,7 +90,7 @@ def main():
             "observation_psnr": metric_summary(
                 psnr(np.clip(observations, 0, 1), truth, batch=True)
             ),
-            "diverged": int(tree.sample_stats["diverged"].sum()),
+            "diverged": int(tree.sample_stats["diverging"].sum()),
             "seconds": seconds,
         }
         r = results[label]

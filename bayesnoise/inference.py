@@ -12,7 +12,8 @@ Every (chain, draw) is an independent reverse-diffusion trajectory. Images x tra
 flattened into one batch axis, vmapped, and sharded over all JAX devices (a 1-D mesh); each
 trajectory's random numbers depend only on (seed, step, trajectory index), so results do not
 depend on the number of devices. Each trajectory is guarded against NaN/inf and runaway values
-(|x| >= 1e6): a diverged one is frozen and flagged, never averaged in.
+(|value| >= a bound set by the scale of the data, :mod:`bayesnoise.divergence`): a diverged one
+is frozen and flagged, never averaged in.
 
 On CPU the step is driven from a Python loop: inside ``lax.scan`` XLA runs the input-gradient
 convolution of a network's VJP on a slow path, 1.3-5x slower per step (jax issue 12868);
@@ -32,22 +33,23 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from bayesnoise.divergence import automatic_divergence_bound, observation_limit
 from bayesnoise.linear_solve import pseudo_inverse
-from bayesnoise.output import to_datatree
+from bayesnoise.output import measurement_std_of, to_datatree
 from bayesnoise.samplers.base import SamplerState
 from bayesnoise.samplers.registry import get_sampler
 from bayesnoise.sde import time_grid
 from bayesnoise.target import posterior_target
 
-__all__ = ["sample", "TRACE_COUNTS", "DIVERGENCE_BOUND"]
+__all__ = ["sample", "TRACE_COUNTS"]
 
 TRACE_COUNTS: collections.Counter = collections.Counter()
 """How often each sampler's step function was traced (compiled); for recompilation tests."""
 
 LOOPS = ("auto", "python", "scan")
 
-DIVERGENCE_BOUND = 1e6
-"""A trajectory with a value that is NaN, infinite or of magnitude >= this has diverged."""
+_UNBOUNDED = float(np.finfo(np.float32).max)
+"""The bound of callers that pass none (e.g. ``bayesnoise bench``): only NaN/inf diverge."""
 
 
 class _Carry(eqx.Module):
@@ -59,9 +61,23 @@ class _Carry(eqx.Module):
 
 @eqx.filter_jit
 def _advance(
-    sampler, target, carry, base_key, trajectory_ids, observations, options, grid, first, length
+    sampler,
+    target,
+    carry,
+    base_key,
+    trajectory_ids,
+    observations,
+    options,
+    grid,
+    first,
+    length,
+    divergence_bound=_UNBOUNDED,
 ):
-    """Advance every trajectory of the flat batch by ``length`` steps from step ``first``."""
+    """Advance every trajectory of the flat batch by ``length`` steps from step ``first``.
+
+    A trajectory with a value that is NaN, infinite or of magnitude >= ``divergence_bound`` (a
+    traced scalar) keeps its last position and is flagged diverged.
+    """
     TRACE_COUNTS[sampler.name] += 1
 
     def one_trajectory(position, diverged, key, observation, time, next_time):
@@ -71,7 +87,7 @@ def _advance(
         finite = jnp.all(
             jnp.stack(
                 [
-                    jnp.all(jnp.isfinite(value) & (jnp.abs(value) < DIVERGENCE_BOUND))
+                    jnp.all(jnp.isfinite(value) & (jnp.abs(value) < divergence_bound))
                     for value in jax.tree.leaves(state.position)
                 ]
             )
@@ -142,7 +158,9 @@ def _initial_positions(target, key, observations, num_trajectories, start_time):
     }
 
 
-def _check_inputs(target, observation, num_chains, num_draws, num_steps, start_time):
+def _check_inputs(
+    target, observation, num_chains, num_draws, num_steps, start_time, divergence_bound
+):
     for name, value in [("num_chains", num_chains), ("num_draws", num_draws)]:
         if not (isinstance(value, int) and value >= 1):
             raise ValueError(f"{name} must be a positive integer. Got {name}={value!r}.")
@@ -166,6 +184,20 @@ def _check_inputs(target, observation, num_chains, num_draws, num_steps, start_t
         raise ValueError(
             f"observation must be finite. Got {int(np.sum(~np.isfinite(observation)))} "
             "NaN or infinite values."
+        )
+    largest, limit = float(np.max(np.abs(observation))), observation_limit(observation[0].size)
+    if largest > limit:
+        raise ValueError(
+            f"observation must have max |value| <= {limit:.3g} (beyond it the squared residual of "
+            f"its {observation[0].size} values overflows float32). Got max |value| = "
+            f"{largest:.3g}; rescale the data and the model."
+        )
+    if divergence_bound is not None and not (
+        isinstance(divergence_bound, int | float) and 0 < divergence_bound < math.inf
+    ):
+        raise ValueError(
+            "divergence_bound must be a positive finite number or None (automatic). "
+            f"Got divergence_bound={divergence_bound!r}."
         )
     return jnp.asarray(observation), single
 
@@ -193,6 +225,7 @@ def sample(
     time_spacing: str = "quadratic",
     loop: str = "auto",
     progress: bool = True,
+    divergence_bound: float | None = None,
 ):
     """Sample the joint posterior p(x, n | y) of a NumPyro ``model``.
 
@@ -213,10 +246,15 @@ def sample(
         see :func:`bayesnoise.sde.time_grid`).
     loop : ``"python"`` (a jitted step driven from Python), ``"scan"`` (chunks in
         ``lax.scan``) or ``"auto"`` (python on CPU, scan elsewhere).
+    divergence_bound : a trajectory with a value of magnitude >= this has diverged (frozen,
+        flagged in ``sample_stats.diverging``, NaN in the posterior). None (default): 100 x
+        max(1, max |y|, the priors' data range, the SDE's std at t0), see
+        :func:`bayesnoise.divergence.automatic_divergence_bound`. Recorded in the attrs.
 
     Returns
     -------
-    An ArviZ ``xarray.DataTree`` with groups posterior, observed_data, sample_stats.
+    An ArviZ ``xarray.DataTree`` with groups posterior, posterior_predictive, observed_data,
+    constant_data and sample_stats.
 
     Examples
     --------
@@ -226,8 +264,10 @@ def sample(
     sampler = get_sampler(sampler)
     target = posterior_target(model)
     observations, single = _check_inputs(
-        target, observation, num_chains, num_draws, num_steps, start_time
+        target, observation, num_chains, num_draws, num_steps, start_time, divergence_bound
     )
+    if divergence_bound is None:
+        divergence_bound = automatic_divergence_bound(target, observations, float(start_time))
     options = sampler.prepare_options(sampler_options, target.latent_names)
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {LOOPS}. Got loop={loop!r}.")
@@ -277,6 +317,7 @@ def sample(
                 grid,
                 jnp.asarray(first),
                 length,
+                jnp.asarray(divergence_bound, dtype=jnp.float32),
             )
             residual_traces.append(residuals)
             bar.update(length)
@@ -303,6 +344,12 @@ def sample(
         residual_trace=residual_trace[:, :batch].reshape(num_steps, num_images, num_trajectories),
         solver_failures=unflat(carry.solver_failures),
         solver_steps_max=unflat(carry.solver_steps_max),
+        predicted_observations=predicted,
+        measurement_std=np.broadcast_to(
+            measurement_std_of(target, observations[0]), observations.shape
+        ),
+        time_grid=grid,
+        seed=seed,
         num_chains=num_chains,
         single_image=single,
         attrs={
@@ -319,5 +366,6 @@ def sample(
             "backend": jax.default_backend(),
             "num_devices": num_devices,
             "wall_time_s": wall_time,
+            "divergence_bound": float(divergence_bound),
         },
     )

@@ -9,7 +9,30 @@ import numpy as np
 
 from bayesnoise.atomic import atomic_path
 
-__all__ = ["to_datatree", "save_datatree"]
+__all__ = ["to_datatree", "save_datatree", "measurement_std_of"]
+
+_EVENT_DIMS = {1: ("element",), 2: ("height", "width"), 3: ("height", "width", "channel")}
+"""ArviZ-style names of a latent's (or the observation's) event dimensions, by rank."""
+
+
+def _event_dims(name, shape, taken):
+    """Named dims of a variable of event ``shape``: the shared names of its rank
+    (``height, width, channel``; ``element``), each prefixed with ``name`` where ``taken``
+    already gives it another size; ``{name}_dim_i`` for other ranks. ``taken`` is updated."""
+    names = _EVENT_DIMS.get(len(shape), [f"{name}_dim_{i}" for i in range(len(shape))])
+    dims = []
+    for dim, size in zip(names, shape, strict=True):
+        dim = dim if taken.setdefault(dim, size) == size else f"{name}_{dim}"
+        taken.setdefault(dim, size)
+        dims.append(dim)
+    return dims
+
+
+def measurement_std_of(target, observation):
+    """The likelihood's standard deviation of every element of y (sqrt of its variance)."""
+    position = {name: np.zeros(shape, np.float32) for name, shape in target.latent_shapes.items()}
+    variance = target.observation_distribution(position, observation).variance
+    return np.broadcast_to(np.sqrt(np.asarray(variance)), np.shape(observation))
 
 
 def to_datatree(
@@ -22,14 +45,26 @@ def to_datatree(
     num_chains,
     solver_failures=None,
     solver_steps_max=None,
+    predicted_observations=None,
+    measurement_std=None,
+    time_grid=None,
+    seed=0,
     single_image,
     attrs,
 ):
     """Arrange (image, trajectory, ...) arrays as ArviZ's (chain, draw, [image], ...).
 
-    Draws of diverged trajectories are set to NaN in the posterior, never silently averaged:
-    ``sample_stats.diverged`` says which. ``solver_failures`` counts the steps of each
-    trajectory whose linear solve stopped at its iteration limit (0 is healthy).
+    Groups: ``posterior`` (x, n), ``observed_data`` (y), ``sample_stats`` (``diverging``,
+    residual norms, solver counts), and, when given, ``posterior_predictive`` (y drawn from the
+    likelihood around ``predicted_observations`` = A x + B n of each draw, with
+    ``measurement_std``) and ``constant_data`` (``measurement_std``, ``time_grid``). Event
+    dimensions are named as ArviZ expects and shared between x, n and y where sizes agree
+    (``height``, ``width``, ``channel``; ``element`` for vectors).
+
+    Draws of diverged trajectories are NaN in the posterior and the posterior predictive, never
+    silently averaged: ``sample_stats.diverging`` says which (``diverged`` is the same values
+    under the former name, kept for older scripts). ``solver_failures`` counts the steps of
+    each trajectory whose linear solve stopped at its iteration limit (0 is healthy).
     """
     diverged = np.asarray(diverged)
 
@@ -42,38 +77,59 @@ def to_datatree(
         values = np.moveaxis(values, 0, 2)
         return values[:, :, 0] if single_image else values
 
-    image_dims = [] if single_image else ["image"]
-    posterior, dims = {}, {}
-    for name, values in positions.items():
+    def without_diverged(values):
         values = np.asarray(values, dtype=np.float32).copy()
         values[diverged] = np.nan
-        posterior[name] = arrange(values)
-        dims[name] = image_dims + [f"{name}_dim_{i}" for i in range(values.ndim - 2)]
+        return arrange(values)
+
+    image_dims = [] if single_image else ["image"]
+    posterior, dims, taken = {}, {}, {}
+    latent_dims = {}
+    for name, values in positions.items():
+        posterior[name] = without_diverged(values)
+        latent_dims[name] = _event_dims(name, np.shape(values)[2:], taken)
+        dims[name] = image_dims + latent_dims[name]
     observed = np.asarray(observations)
     observed = observed[0] if single_image else observed
-    dims["y"] = image_dims + [f"y_dim_{i}" for i in range(observed.ndim - len(image_dims))]
+    event_shape = np.shape(observations)[1:]
+    matching = [name for name, values in positions.items() if np.shape(values)[2:] == event_shape]
+    y_dims = latent_dims[matching[0]] if matching else _event_dims("y", event_shape, dict(taken))
+    dims["y"] = dims["measurement_std"] = image_dims + y_dims
     # residual_trace: (step, image, trajectory) -> (chain, draw, [image,] step)
     trace = np.moveaxis(np.asarray(residual_trace), 0, -1)
     dims["residual_norm_trace"] = image_dims + ["step"]
-    dims["diverged"] = dims["residual_norm"] = image_dims
-    solver_stats = {}
+    dims["diverging"] = dims["diverged"] = dims["residual_norm"] = image_dims
+    sample_stats = {
+        "diverging": arrange(diverged),
+        "diverged": arrange(diverged),
+        "residual_norm": arrange(final_residual),
+        "residual_norm_trace": arrange(trace),
+    }
     if solver_failures is not None:
-        solver_stats["solver_failures"] = arrange(solver_failures)
-        solver_stats["solver_steps_max"] = arrange(solver_steps_max)
+        sample_stats["solver_failures"] = arrange(solver_failures)
+        sample_stats["solver_steps_max"] = arrange(solver_steps_max)
         dims["solver_failures"] = dims["solver_steps_max"] = image_dims
+    groups = {"posterior": posterior, "observed_data": {"y": observed}}
+    groups["sample_stats"] = sample_stats
+    constant_data = {}
+    if measurement_std is not None:
+        std = np.asarray(measurement_std, dtype=np.float32)
+        constant_data["measurement_std"] = std[0] if single_image else std
+    if time_grid is not None:
+        constant_data["time_grid"] = np.asarray(time_grid, dtype=np.float32)
+        dims["time_grid"] = ["time_index"]
+    if constant_data:
+        groups["constant_data"] = constant_data
+    if predicted_observations is not None:
+        predicted = np.asarray(predicted_observations, dtype=np.float32)
+        std = np.broadcast_to(
+            np.float32(0.0) if measurement_std is None else np.asarray(measurement_std)[:, None],
+            predicted.shape,
+        )
+        noise = np.random.default_rng(seed).standard_normal(predicted.shape, dtype=np.float32)
+        groups["posterior_predictive"] = {"y": without_diverged(predicted + std * noise)}
     return arviz_base.from_dict(
-        {
-            "posterior": posterior,
-            "observed_data": {"y": observed},
-            "sample_stats": {
-                "diverged": arrange(diverged),
-                "residual_norm": arrange(final_residual),
-                "residual_norm_trace": arrange(trace),
-                **solver_stats,
-            },
-        },
-        dims=dims,
-        attrs={"posterior": attrs, "sample_stats": attrs},
+        groups, dims=dims, attrs={"posterior": attrs, "sample_stats": attrs}
     )
 
 

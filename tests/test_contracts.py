@@ -59,7 +59,7 @@ def test_joint_shapes_for_images_and_chains(sampler):
         assert tree.posterior[name].shape == (2, 3, 3, 4, 3, 1)
         assert np.all(np.isfinite(tree.posterior[name]))
     assert tree.observed_data["y"].shape == (3, 4, 3, 1)
-    assert tree.sample_stats["diverged"].shape == (2, 3, 3)
+    assert tree.sample_stats["diverging"].shape == (2, 3, 3)
     assert tree.sample_stats["residual_norm_trace"].shape == (2, 3, 3, 6)
 
 
@@ -113,7 +113,7 @@ def test_divergent_trajectory_is_reported_not_averaged():
         num_steps=6,
         progress=False,
     )
-    diverged = np.asarray(tree.sample_stats["diverged"])
+    diverged = np.asarray(tree.sample_stats["diverging"])
     assert diverged.all()
     assert np.isnan(np.asarray(tree.posterior["x"])).all()
     assert bn.summarize(tree)["num_diverged"] == 4

@@ -84,7 +84,7 @@ def test_exact_sampler_matches_closed_form(sampler, problem):
         seed=11,
         progress=False,
     )
-    assert int(tree.sample_stats["diverged"].sum()) == 0
+    assert int(tree.sample_stats["diverging"].sum()) == 0
     if "solver_failures" in tree.sample_stats:
         assert int(tree.sample_stats["solver_failures"].sum()) == 0
     for name, (mean, covariance) in gaussian_posterior(model, observation).items():
@@ -145,7 +145,7 @@ def test_approximate_samplers_recover_easy_denoising(sampler, options):
         seed=3,
         progress=False,
     )
-    assert int(tree.sample_stats["diverged"].sum()) == 0
+    assert int(tree.sample_stats["diverging"].sum()) == 0
     mean_x = draws(tree, "x").mean(0)
     prior_error = np.linalg.norm(np.asarray(target.priors["x"].mean) - exact["x"][0])
     sampler_error = np.linalg.norm(mean_x - exact["x"][0])
