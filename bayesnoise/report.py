@@ -38,8 +38,8 @@ class _Latent:
     name: str
     samples: np.ndarray  # (chains, draws, *event_shape)
     finite: np.ndarray  # (chains, draws): False where the draw holds NaN or inf
-    mean: np.ndarray
-    std: np.ndarray
+    mean: np.ndarray | None  # None when every draw diverged
+    std: np.ndarray | None
     truth: np.ndarray | None
 
 
@@ -59,7 +59,8 @@ def write_report(
     ``{name}_mean.png``, ``{name}_std.png``, ``{name}_draws.png`` and, when a truth is given,
     ``{name}_truth.png``; then ``report.html``, which shows them with captions and the summary
     table. Draws containing NaN or inf (chains that diverged) are left out of the mean and std,
-    and the page says how many were left out.
+    and the page says how many were left out; a latent whose every draw diverged gets that
+    statement and no figures.
 
     Parameters
     ----------
@@ -75,8 +76,10 @@ def write_report(
     truth
         Optional latent name to ground truth of the latent's event shape.
     summary
-        Optional JSON-serialisable mapping (R-hat, ESS, divergences, wall time, PSNR/SSIM);
-        nested mappings become dotted row names of the summary table.
+        Optional JSON-serialisable mapping (:func:`bayesnoise.summarize`: draws, Monte Carlo
+        errors, divergences, wall time, PSNR/SSIM); nested mappings become dotted row names of
+        the summary table. Its ``dependent_draw_diagnostics`` entry (R-hat, ESS) goes into a
+        separate, labelled secondary table.
     max_draws
         Number of individual draws shown per latent, spread over the chains.
     title
@@ -187,11 +190,6 @@ def _check_latents(
             )
         finite = np.isfinite(samples).reshape(*samples.shape[:2], -1).all(axis=-1)
         kept = int(finite.sum())
-        if kept == 0:
-            raise ValueError(
-                f"posterior[{name!r}] has no draw free of NaN/inf (all {finite.size} excluded), "
-                "so its mean and std are undefined."
-            )
         latent_truth = None
         if name in truth:
             latent_truth = _finite_array(truth[name], f"truth[{name!r}]")
@@ -200,10 +198,12 @@ def _check_latents(
                     f"truth[{name!r}] must have the event shape of posterior[{name!r}], "
                     f"{event_shape}. Got {latent_truth.shape}."
                 )
-        draw_mask = finite.reshape(finite.shape + (1,) * len(event_shape))
-        moments = {"axis": (0, 1), "where": draw_mask, "dtype": np.float64}
-        mean = samples.mean(**moments)
-        std = samples.std(**moments, ddof=1 if kept > 1 else 0)
+        mean = std = None
+        if kept:
+            draw_mask = finite.reshape(finite.shape + (1,) * len(event_shape))
+            moments = {"axis": (0, 1), "where": draw_mask, "dtype": np.float64}
+            mean = samples.mean(**moments)
+            std = samples.std(**moments, ddof=1 if kept > 1 else 0)
         latents.append(_Latent(name, samples, finite, mean, std, latent_truth))
     return latents
 
@@ -327,6 +327,13 @@ def _render_latent(pngs: dict[str, bytes], latent: _Latent, max_draws: int) -> s
     name, truth = latent.name, latent.truth
     num_chains, num_draws = latent.finite.shape
     total, kept = latent.finite.size, int(latent.finite.sum())
+    if kept == 0:
+        diverged = (
+            f"All {total} draws of {name} diverged (NaN or inf): there is no posterior mean, "
+            "std or draw to show."
+        )
+        heading = f"<h2>Latent {html.escape(name)}</h2>"
+        return f'{heading}\n<p class="excluded">{html.escape(diverged)}</p>'
     # Draws evenly spaced through the finite ones in (chain, draw) order, so chains all show.
     finite_indices = np.flatnonzero(latent.finite.reshape(-1))
     picks = finite_indices[np.linspace(0, kept - 1, min(max_draws, kept)).round().astype(int)]
@@ -408,18 +415,35 @@ def _figure_html(file_name: str, caption: str) -> str:
     )
 
 
+_SECONDARY = "dependent_draw_diagnostics."
+_SECONDARY_HEADING = (
+    "Secondary: R-hat and ESS (meaningful only for dependent draws; every draw here is an "
+    "independent trajectory)"
+)
+
+
+def _table(heading: str, rows: list[tuple[str, str]]) -> str:
+    if not rows:
+        return ""
+    cells = "\n".join(
+        f'<tr><td>{html.escape(key)}</td><td class="value">{html.escape(value)}</td></tr>'
+        for key, value in rows
+    )
+    return (
+        f"<h2>{html.escape(heading)}</h2>\n<table>\n<tr><th>quantity</th><th>value</th></tr>\n"
+        f"{cells}\n</table>"
+    )
+
+
 def _page(title: str, summary_rows: list[tuple[str, str]], sections: list[str]) -> str:
-    if summary_rows:
-        rows = "\n".join(
-            f'<tr><td>{html.escape(key)}</td><td class="value">{html.escape(value)}</td></tr>'
-            for key, value in summary_rows
-        )
-        table = (
-            f"<h2>Summary</h2>\n<table>\n<tr><th>quantity</th><th>value</th></tr>\n{rows}\n</table>"
-        )
-    else:
-        table = ""
-    body = "\n".join([table, *sections])
+    primary = [(key, value) for key, value in summary_rows if not key.startswith(_SECONDARY)]
+    secondary = [
+        (key.removeprefix(_SECONDARY), value)
+        for key, value in summary_rows
+        if key.startswith(_SECONDARY)
+    ]
+    tables = [_table("Summary", primary), _table(_SECONDARY_HEADING, secondary)]
+    body = "\n".join([*tables, *sections])
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"

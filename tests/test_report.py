@@ -178,11 +178,6 @@ GOOD = {"observation": np.zeros((8, 8)), "posterior": {"x": np.zeros((2, 3, 8, 8
         ({"posterior": np.zeros((2, 3, 4))}, TypeError, "mapping name -> draws. Got ndarray"),
         ({"posterior": {"x": np.zeros((2, 3))}}, ValueError, r"\(chains, draws, \*event_shape"),
         ({"posterior": {"../x": np.zeros((1, 1, 4))}}, ValueError, r"Got '\.\./x'"),
-        (
-            {"posterior": {"x": np.full((2, 3, 4), np.nan)}},
-            ValueError,
-            r"posterior\['x'\] has no draw free of NaN/inf \(all 6 excluded\)",
-        ),
         ({"truth": {"n": np.zeros((8, 8))}}, ValueError, r"truth has names \['n'\] that are not"),
         (
             {"truth": {"x": np.zeros((8, 9))}},
@@ -197,3 +192,26 @@ def test_bad_inputs_raise_before_writing(tmp_path, changes, error, match):
     with pytest.raises(error, match=match):
         write_report(tmp_path / "out", **{**GOOD, **changes})
     assert os.listdir(tmp_path) == []
+
+
+def test_a_latent_whose_every_draw_diverged_is_reported_not_refused(tmp_path):
+    """All draws NaN: the page says so (no mean/std figures) instead of writing nothing."""
+    posterior = {"x": np.full((2, 3, 8, 8), np.nan), "n": np.zeros((2, 3, 8, 8))}
+    path = write_report(tmp_path, observation=np.zeros((8, 8)), posterior=posterior)
+    page = path.read_text(encoding="utf-8")
+    assert "All 6 draws of x diverged (NaN or inf): there is no posterior mean" in page
+    assert not (tmp_path / "x_mean.png").exists() and (tmp_path / "n_mean.png").is_file()
+
+
+def test_dependent_draw_diagnostics_go_into_a_labelled_secondary_table(tmp_path):
+    summary = {"num_draws": 6, "dependent_draw_diagnostics": {"x": {"rhat_max": 1.5}}}
+    path = write_report(
+        tmp_path,
+        observation=np.zeros((8, 8)),
+        posterior={"x": np.zeros((2, 3, 8, 8))},
+        summary=summary,
+    )
+    page = path.read_text(encoding="utf-8")
+    primary, secondary = page.split("<h2>Secondary: R-hat and ESS (meaningful only for dependent")
+    assert '<td>num_draws</td><td class="value">6</td>' in primary
+    assert '<td>x.rhat_max</td><td class="value">1.5</td>' in secondary
