@@ -13,7 +13,11 @@ import numpy as np
 
 from bayesnoise.atomic import atomic_write_bytes
 
-__all__ = ["main"]
+__all__ = ["main", "DivergedRunError"]
+
+
+class DivergedRunError(RuntimeError):
+    """Every trajectory diverged: the outputs were written, but there is no posterior."""
 
 
 def _writable_directory(path: Path) -> Path:
@@ -100,12 +104,66 @@ def _write_json(path: Path, content: dict) -> None:
     atomic_write_bytes(path, json.dumps(content, indent=2).encode())
 
 
+def _parse_options(text: str | None) -> dict | None:
+    """The ``--options`` JSON object, or one error naming ``--options``."""
+    if text is None:
+        return None
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"--options must be JSON (an object of sampler options): {error}. Got {text!r}."
+        ) from error
+    if not isinstance(options, dict):
+        raise ValueError(f"--options must be a JSON object. Got {text!r}.")
+    return options
+
+
+def _options_for_sampler(options: dict, sampler: str, file_sampler: str) -> dict:
+    """The model file's ``sampler_options`` (written for ``file_sampler``) that ``sampler``
+    takes; the others are dropped, and both are printed."""
+    from bayesnoise.samplers import get_sampler
+
+    taken = get_sampler(sampler).option_defaults
+    kept = {name: value for name, value in options.items() if name in taken}
+    dropped = sorted(set(options) - set(kept))
+    if dropped:
+        print(
+            f"--sampler {sampler} differs from the model file's sampler {file_sampler}: dropped "
+            f"its sampler_options {dropped} ({sampler} does not take them); kept {sorted(kept)}."
+        )
+    return kept
+
+
+def _metrics(posterior: dict, truth: dict) -> dict:
+    """PSNR/SSIM (images) or RMSE (vectors) of the posterior mean of each latent against the
+    truth, over the draws that did not diverge; None for a latent with no such draw."""
+    from bayesnoise.metrics import psnr, ssim
+
+    metrics = {}
+    for name, value in truth.items():
+        draws = posterior[name].reshape((-1,) + posterior[name].shape[2:])
+        draws = draws[np.all(np.isfinite(draws.reshape(len(draws), -1)), axis=1)]
+        if len(draws) == 0:
+            metrics[name] = None
+            continue
+        mean = draws.mean(axis=0)
+        if value.ndim >= 2:  # an image: PSNR / SSIM (data range 1)
+            metrics[name] = {
+                "psnr_posterior_mean_db": psnr(mean, value, data_range=1.0),
+                "ssim_posterior_mean": ssim(mean, value, data_range=1.0),
+            }
+        else:  # a vector, e.g. noise on compressed-sensing measurements
+            metrics[name] = {"rmse_posterior_mean": float(np.sqrt(np.mean((mean - value) ** 2)))}
+    return metrics
+
+
 def _sample(args) -> dict:
     import bayesnoise as bn
-    from bayesnoise.metrics import psnr, ssim
     from bayesnoise.model_file import load_model_file
     from bayesnoise.report import write_report
 
+    options = _parse_options(args.options)
     out = _writable_directory(Path(args.out))
     module = load_model_file(args.model_file)
     truth = None
@@ -126,12 +184,19 @@ def _sample(args) -> dict:
         )
     settings = {"sampler": "pigdm", "num_steps": 500, "num_chains": 4, "num_draws": 4}
     settings.update(getattr(module, "defaults", {}))
+    file_sampler = settings["sampler"]
     for name in ("sampler", "num_steps", "num_chains", "num_draws", "start_time"):
         value = getattr(args, name)
         if value is not None:
             settings[name] = value
-    if args.options is not None:
-        settings["sampler_options"] = json.loads(args.options)
+    if args.divergence_bound is not None:
+        settings["divergence_bound"] = args.divergence_bound
+    if options is not None:
+        settings["sampler_options"] = options
+    elif settings["sampler"] != file_sampler and settings.get("sampler_options"):
+        settings["sampler_options"] = _options_for_sampler(
+            settings["sampler_options"], settings["sampler"], file_sampler
+        )
 
     started = time.perf_counter()
     tree = bn.sample(module.model, observation, seed=args.seed, progress=True, **settings)
@@ -145,29 +210,26 @@ def _sample(args) -> dict:
     }
     if truth is not None:
         truth = {k: np.asarray(v)[0] if first else np.asarray(v) for k, v in truth.items()}
-        summary["metrics"] = {}
-        for name, value in truth.items():
-            draws = posterior[name].reshape((-1,) + posterior[name].shape[2:])
-            mean = np.nanmean(draws, axis=0)
-            if value.ndim >= 2:  # an image: PSNR / SSIM (data range 1)
-                summary["metrics"][name] = {
-                    "psnr_posterior_mean_db": psnr(mean, value, data_range=1.0),
-                    "ssim_posterior_mean": ssim(mean, value, data_range=1.0),
-                }
-            else:  # a vector, e.g. noise on compressed-sensing measurements
-                rmse = float(np.sqrt(np.mean((mean - value) ** 2)))
-                summary["metrics"][name] = {"rmse_posterior_mean": rmse}
+        summary["metrics"] = _metrics(posterior, truth)
     bn.save_datatree(tree, out / "posterior.nc")
     _write_json(out / "summary.json", summary)
     shown = np.asarray(observation)[0] if first else np.asarray(observation)
     write_report(out, observation=shown, posterior=posterior, truth=truth, summary=summary)
+    if summary["num_diverged"] == summary["num_trajectories"]:
+        raise DivergedRunError(
+            f"every trajectory diverged ({summary['num_diverged']} of "
+            f"{summary['num_trajectories']}; divergence bound {summary['divergence_bound']:.3g})"
+            f", so there is no posterior. {out} holds posterior.nc, summary.json and "
+            "report.html showing it. Try a later --start-time, more --steps or a smaller "
+            "guidance_weight."
+        )
     return summary
 
 
 _POSTERIOR_LAYOUT = {
     "posterior": (),
     "observed_data": ("y",),
-    "sample_stats": ("diverged", "residual_norm"),
+    "sample_stats": ("diverging", "residual_norm"),
 }
 
 
@@ -251,10 +313,7 @@ def _train(args) -> None:
 def _bench(args) -> dict:
     from bayesnoise.bench import benchmark, format_table
 
-    try:
-        options = None if args.options is None else json.loads(args.options)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--options must be JSON: {error}. Got {args.options!r}.") from error
+    options = _parse_options(args.options)
     result = benchmark(
         args.model_file,
         sampler=args.sampler,
@@ -286,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--start-time", dest="start_time", type=float)
     sample.add_argument(
         "--options", help='sampler options as JSON, e.g. \'{"guidance_weight": {"x": 0.5}}\''
+    )
+    sample.add_argument(
+        "--divergence-bound",
+        dest="divergence_bound",
+        type=float,
+        help="|value| at which a trajectory counts as diverged (default: from the data's scale)",
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True, help="output directory")
@@ -342,6 +407,9 @@ def main(argv=None) -> int:
             _bench(args)
         else:
             _train(args)
+    except DivergedRunError as error:
+        print(f"bayesnoise {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, OSError, RuntimeError) as error:
         print(f"bayesnoise {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -224,3 +225,73 @@ def test_train_passes_checkpoint_every(tmp_path, monkeypatch):
     out = str(tmp_path / "prior.eqx")
     assert main(["train", "sine", "--out", out, "--checkpoint-every", "50"]) == 0
     assert received["checkpoint_every"] == 50
+
+
+def test_every_trajectory_diverged_writes_the_outputs_and_exits_1(tmp_path, capsys):
+    """With --truth and no usable draw the run used to write nothing; now every output shows
+    the divergence and the command fails with one message."""
+    np.save(tmp_path / "y.npy", np.full((16, 16, 1), 0.5, np.float32))
+    np.save(tmp_path / "x.npy", np.full((16, 16, 1), 0.5, np.float32))
+    out = tmp_path / "run"
+    code = main(
+        ["sample", "models/gaussian_toy.py", "--observation", str(tmp_path / "y.npy")]
+        + ["--truth", str(tmp_path / "x.npy"), "--sampler", "data_consistency"]
+        + ["--options", '{"guidance_weight": 1e6}', "--steps", "4", "--chains", "2"]
+        + ["--draws", "2", "--out", str(out)]
+    )
+    assert code == 1
+    error = capsys.readouterr().err
+    assert error.count("error:") == 1 and "Traceback" not in error  # after tqdm's progress
+    assert re.search(r"error: every trajectory diverged \(4 of 4; divergence bound 100\)", error)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_diverged"] == 4 and summary["metrics"]["x"] is None
+    assert "All 4 draws of x diverged" in (out / "report.html").read_text()
+    tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
+    assert bool(tree["sample_stats"]["diverging"].all())
+
+
+def _capture_sample(monkeypatch):
+    import bayesnoise
+
+    received = {}
+
+    def capture(model, observation, **kwargs):
+        received.update(kwargs)
+        raise RuntimeError("stop before sampling")
+
+    monkeypatch.setattr(bayesnoise, "sample", capture)
+    return received
+
+
+def test_another_sampler_gets_only_the_file_options_it_takes(tmp_path, capsys, monkeypatch):
+    model_file = tmp_path / "model.py"
+    model_file.write_text(
+        Path("models/gaussian_toy.py").read_text()
+        + '\ndefaults = {"sampler": "predictor_corrector", "num_steps": 5,\n'
+        + '    "sampler_options": {"signal_to_noise": 0.1, "guidance_weight": 0.5}}\n'
+    )
+    received = _capture_sample(monkeypatch)
+    main(["sample", str(model_file), "--sampler", "dps", "--out", str(tmp_path / "run")])
+    assert received["sampler"] == "dps"
+    assert received["sampler_options"] == {"guidance_weight": 0.5}
+    printed = capsys.readouterr().out
+    assert (
+        "--sampler dps differs from the model file's sampler predictor_corrector: dropped its "
+        "sampler_options ['signal_to_noise'] (dps does not take them); kept ['guidance_weight']"
+    ) in printed
+    main(["sample", str(model_file), "--out", str(tmp_path / "run")])  # its own sampler: all
+    assert received["sampler_options"] == {"signal_to_noise": 0.1, "guidance_weight": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ("{bad", r"--options must be JSON \(an object of sampler options\): Expecting"),
+        ("[1]", r"--options must be a JSON object. Got '\[1\]'"),
+    ],
+)
+def test_invalid_options_name_the_option(tmp_path, capsys, monkeypatch, options, message):
+    _capture_sample(monkeypatch)
+    code = main(["sample", "models/gaussian_toy.py", "--options", options, "--out", str(tmp_path)])
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
