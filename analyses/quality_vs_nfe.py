@@ -1,11 +1,13 @@
 """Quality against network evaluations: PSNR/SSIM of the posterior mean for few-step samplers.
 
-Splits (digits on clothing, y = 0.5 x + 0.5 n):
-- ``validation``: Fashion-MNIST test images 100-131 with held-out MNIST-5k digits 100-131 (not
-  shipped; needs ``apt-get install dataset-fashion-mnist``): hyper-parameters are tuned here;
-- ``test``: the 100 shipped pairs (``models/assets/testset.npz``);
-- ``heldout``: Fashion-MNIST test images 1000-1099 with held-out digits 500-599 (not shipped),
-  to check that a figure is not particular to the shipped pairs.
+Models (``--model``): ``digits_on_fashion`` (y = 0.5 x + 0.5 n), ``cs_sine`` (y = A x + n_sine,
+d/m = 2) and ``sine_denoise`` (y = x + n_sine). Splits:
+- ``validation``: Fashion-MNIST test images 100-131 (not shipped; needs ``apt-get install
+  dataset-fashion-mnist``) with held-out MNIST-5k digits 100-131 or fresh sinusoidal noise
+  (seeds 10 000 + i): hyper-parameters are tuned here;
+- ``test``: the model file's ``simulate(i)`` for the 100 shipped images;
+- ``heldout``: Fashion-MNIST test images 1000-1099 with held-out digits 500-599 or fresh noise
+  (seeds 20 000 + i), not shipped, to check that a figure is not particular to the shipped set.
 
 A forward pass of one prior's network is one evaluation; Heun's second-order step counts two.
 DPS and PiGDM also take one VJP per evaluation; proximal (DiffPIR) and Algorithm 1 none.
@@ -25,10 +27,11 @@ import json
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 import bayesnoise as bn
-from bayesnoise.data import load_fashion_mnist, load_testset, mnist_5k_split
+from bayesnoise.data import load_fashion_mnist, mnist_5k_split
 from bayesnoise.metrics import psnr, ssim
 from bayesnoise.model_file import load_model_file
 
@@ -38,24 +41,44 @@ FIGURES = ROOT / "analyses" / "figures"
 # Hyper-parameter grids searched on the validation split (at 25 evaluations per prior).
 GRIDS = {
     "dps": {"guidance_weight": [4.0, 8.0, 16.0]},
-    "ddim_dps": {"guidance_weight": [4.0, 8.0, 16.0], "eta": [0.5, 1.0]},
+    "ddim_dps": {
+        "guidance_weight": [3.0, 4.0, 6.0, {"x": 4.0, "n": 8.0}, {"x": 8.0, "n": 4.0}],
+        "eta": [0.8, 1.0],
+    },
     "diffpir": {"guidance_weight": [1.0, 10.0], "eta": [1.0]},
 }
-START_TIMES = [0.6]
+START_TIMES = {"ddim_dps": [0.4, 0.5, 0.6, 0.7]}  # others: the model file's 0.6
 
 
-def pairs(split: str):
-    """(x, n) arrays of a split, float32 (N, 28, 28, 1)."""
+MODELS = ["digits_on_fashion", "cs_sine", "sine_denoise"]
+SPLITS = {
+    "validation": (slice(100, 132), slice(100, 132), 10_000),
+    "heldout": (slice(1000, 1100), slice(500, 600), 20_000),
+}
+
+
+def problem(model_name: str, split: str, num_images: int):
+    """The model, the true signals x (N, 28, 28, 1) and the observations of a split."""
+    module = load_model_file(ROOT / "models" / f"{model_name}.py")
     if split == "test":
-        testset = load_testset()
-        return testset["fashion"], testset["digits"]
-    fashion, _ = load_fashion_mnist("test")
-    _, (digits, _) = mnist_5k_split()
-    if split == "validation":
-        return fashion[100:132], digits[100:132]
-    if split == "heldout":
-        return fashion[1000:1100], digits[500:600]
-    raise ValueError(f"split must be validation, test or heldout. Got {split!r}.")
+        simulated = [module.simulate(index) for index in range(num_images)]
+        observations = np.stack([y for y, _ in simulated])
+        return module.model, np.stack([truth["x"] for _, truth in simulated]), observations
+    if split not in SPLITS:
+        raise ValueError(f"split must be validation, test or heldout. Got {split!r}.")
+    fashion_slice, digits_slice, seed_offset = SPLITS[split]
+    x = load_fashion_mnist("test")[0][fashion_slice][:num_images]
+    if model_name == "digits_on_fashion":
+        digits = mnist_5k_split()[1][0][digits_slice][:num_images]
+        return module.model, x, (0.5 * x + 0.5 * digits).astype(np.float32)
+    keys = [jax.random.key(seed_offset + index) for index in range(len(x))]
+    if model_name == "cs_sine":
+        noise = [module.noise_std * jax.random.normal(key, (392,)) for key in keys]
+        observations = [module.measurement(image) + n for image, n in zip(x, noise, strict=True)]
+    else:
+        noise = [bn.sample_sinusoidal_noise(key, module.SHAPE, module.AVERAGE_STD) for key in keys]
+        observations = [image + n for image, n in zip(x, noise, strict=True)]
+    return module.model, x, np.stack([np.asarray(y) for y in observations]).astype(np.float32)
 
 
 def steps_for(sampler_name: str, evaluations: int, options: dict) -> int:
@@ -67,9 +90,8 @@ def steps_for(sampler_name: str, evaluations: int, options: dict) -> int:
     return steps
 
 
-def evaluate(model, x, n, sampler, options, evaluations, start_time, draws, seed=0):
+def evaluate(model, x, observations, sampler, options, evaluations, start_time, draws, seed=0):
     """Mean PSNR/SSIM of the posterior mean of x over the pairs, and seconds per image."""
-    observations = (0.5 * x + 0.5 * n).astype(np.float32)
     num_steps = steps_for(sampler, evaluations, options)
     started = time.perf_counter()
     tree = bn.sample(
@@ -116,29 +138,33 @@ def _grid(name):
         yield dict(zip(grid, values, strict=True))
 
 
-def tune(args, model):
-    x, n = pairs("validation")
-    x, n = x[: args.images], n[: args.images]
+def tune(args):
+    model, x, observations = problem(args.model, "validation", args.images)
     results = []
     for name in args.samplers:
-        for options, start_time in itertools.product(_grid(name), START_TIMES):
-            row = evaluate(model, x, n, name, options, args.evaluations, start_time, args.draws)
+        for options, start_time in itertools.product(_grid(name), START_TIMES.get(name, [0.6])):
+            row = evaluate(
+                model, x, observations, name, options, args.evaluations, start_time, args.draws
+            )
             results.append(row)
             print(json.dumps(row), flush=True)
-    best = {}
+    path = FIGURES / f"tuned_{args.model}_{args.evaluations}.json"
+    previous = json.loads(path.read_text()) if path.exists() else {"results": [], "best": {}}
+    results = [r for r in previous["results"] if r["sampler"] not in args.samplers] + results
+    best = {k: v for k, v in previous["best"].items() if k not in args.samplers}
     for name in args.samplers:
         rows = [row for row in results if row["sampler"] == name and row["diverged"] == 0]
         if rows:
             top = max(rows, key=lambda row: row["psnr_db"])
             best[name] = {"options": top["options"], "start_time": top["start_time"]}
-    _write(FIGURES / f"tuned_{args.evaluations}.json", {"results": results, "best": best})
+    _write(path, {"results": results, "best": best})
     print(json.dumps(best, indent=2))
 
 
-def study(args, model):
-    x, n = pairs(args.split)
-    x, n = x[: args.images], n[: args.images]
-    tuned = json.loads((FIGURES / f"tuned_{args.tuned_at}.json").read_text())["best"]
+def study(args):
+    model, x, observations = problem(args.model, args.split, args.images)
+    tuned_path = FIGURES / f"tuned_{args.model}_{args.tuned_at}.json"
+    tuned = json.loads(tuned_path.read_text())["best"] if tuned_path.exists() else {}
     rows = []
     for label in args.samplers:
         # "dps:default" runs a sampler with its default options (the model file's t0 = 0.6).
@@ -149,7 +175,7 @@ def study(args, model):
             row = evaluate(
                 model,
                 x,
-                n,
+                observations,
                 name,
                 setting["options"],
                 evaluations,
@@ -159,7 +185,7 @@ def study(args, model):
             row["split"], row["label"] = args.split, label
             rows.append(row)
             print(json.dumps(row), flush=True)
-    path = FIGURES / f"quality_vs_nfe_{args.split}.json"
+    path = FIGURES / f"quality_vs_nfe_{args.model}_{args.split}.json"
     previous = json.loads(path.read_text())["rows"] if path.exists() else []
     keep = [
         row
@@ -170,6 +196,43 @@ def study(args, model):
     _write(path, {"rows": keep + rows})
 
 
+def plot(args):
+    """PSNR and seconds per image against evaluations per prior, one line per sampler label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bayesnoise.atomic import atomic_path
+
+    models = [m for m in MODELS if (FIGURES / f"quality_vs_nfe_{m}_{args.split}.json").exists()]
+    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False)
+    for axis, model in zip(axes[0], models, strict=True):
+        rows = json.loads((FIGURES / f"quality_vs_nfe_{model}_{args.split}.json").read_text())
+        labels = sorted({row["label"] for row in rows["rows"]})
+        for label in labels:
+            mine = sorted(
+                (r for r in rows["rows"] if r["label"] == label),
+                key=lambda r: r["evaluations_per_prior"],
+            )
+            setting = mine[0]["options"] or "defaults"
+            axis.plot(
+                [r["evaluations_per_prior"] for r in mine],
+                [r["psnr_db"] for r in mine],
+                marker="o",
+                label=f"{label} {setting}, t0={mine[0]['start_time']}",
+            )
+        axis.set_xscale("log")
+        axis.set_xlabel("network evaluations per prior")
+        axis.set_ylabel("PSNR of the posterior mean (dB)")
+        axis.set_title(f"{model} ({args.split}, {rows['rows'][0]['num_images']} images)")
+        axis.legend(fontsize=6)
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(FIGURES / f"quality_vs_nfe_{args.split}.png") as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
+
+
 def _write(path: Path, content: dict) -> None:
     from bayesnoise.atomic import atomic_write_bytes
 
@@ -178,7 +241,7 @@ def _write(path: Path, content: dict) -> None:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("mode", choices=["tune", "study"])
+    parser.add_argument("mode", choices=["tune", "study", "plot"])
     parser.add_argument("--samplers", nargs="+", default=list(GRIDS))
     parser.add_argument("--evaluations", type=int, default=25, help="tune: evaluations per prior")
     parser.add_argument("--tuned-at", type=int, default=25)
@@ -186,9 +249,13 @@ def main():
     parser.add_argument("--split", default="test", choices=["test", "heldout", "validation"])
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--draws", type=int, default=2)
+    parser.add_argument(
+        "--model",
+        default="digits_on_fashion",
+        choices=["digits_on_fashion", "cs_sine", "sine_denoise"],
+    )
     args = parser.parse_args()
-    model = load_model_file(ROOT / "models" / "digits_on_fashion.py").model
-    (tune if args.mode == "tune" else study)(args, model)
+    {"tune": tune, "study": study, "plot": plot}[args.mode](args)
 
 
 if __name__ == "__main__":
