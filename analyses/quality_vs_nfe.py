@@ -128,21 +128,23 @@ def evaluate(model, x, observations, sampler, options, evaluations, start_time, 
         "seconds_per_image": seconds / len(x),
         "num_images": len(x),
         "draws": draws,
-        "diverged": int(np.asarray(tree.sample_stats["diverged"]).sum()),
+        "diverged": int(np.asarray(tree.sample_stats["diverging"]).sum()),
     }
 
 
-def _grid(name):
-    grid = GRIDS[name]
+def _grid(name, grids):
+    grid = grids[name]
     for values in itertools.product(*grid.values()):
         yield dict(zip(grid, values, strict=True))
 
 
 def tune(args):
     model, x, observations = problem(args.model, "validation", args.images)
+    grids = {**GRIDS, **json.loads(args.grid)} if args.grid else GRIDS
     results = []
     for name in args.samplers:
-        for options, start_time in itertools.product(_grid(name), START_TIMES.get(name, [0.6])):
+        start_times = args.start_times or START_TIMES.get(name, [0.6])
+        for options, start_time in itertools.product(_grid(name, grids), start_times):
             row = evaluate(
                 model, x, observations, name, options, args.evaluations, start_time, args.draws
             )
@@ -245,6 +247,8 @@ def main():
     parser.add_argument("--samplers", nargs="+", default=list(GRIDS))
     parser.add_argument("--evaluations", type=int, default=25, help="tune: evaluations per prior")
     parser.add_argument("--tuned-at", type=int, default=25)
+    parser.add_argument("--grid", help="tune: JSON {sampler: {option: [values]}} replacing GRIDS")
+    parser.add_argument("--start-times", type=float, nargs="+", help="tune: t0 values to try")
     parser.add_argument("--nfe", type=int, nargs="+", default=[10, 15, 25, 50, 100, 200])
     parser.add_argument("--split", default="test", choices=["test", "heldout", "validation"])
     parser.add_argument("--images", type=int, default=100)

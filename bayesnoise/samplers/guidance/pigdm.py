@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import jax
 
-from bayesnoise.linear_solve import solve_positive_definite
-from bayesnoise.samplers.base import AbstractGuidance, Guided, StepInfo, zeros_like
+from bayesnoise.samplers.base import AbstractGuidance, Guided, zeros_like
+from bayesnoise.samplers.guidance.common import weighted_residual
 
 __all__ = ["PiGDM"]
 
@@ -42,10 +42,6 @@ class PiGDM(AbstractGuidance):
             return target.tweedie_denoise(position, time)
 
         denoised, denoise_linear, prior_scores = jax.linearize(denoise, position, has_aux=True)
-        predicted, forward_linear = jax.linearize(target.predicted_observation, denoised)
-        forward_transpose = jax.linear_transpose(forward_linear, denoised)
-        variance = target.observation_distribution(denoised, observation).variance
-
         if options["covariance"] == "tweedie":
 
             def posterior_covariance(v):  # Cov[x_0 | x_t] v = (s_t^2 / a_t) (d x0_hat / d x_t) v
@@ -56,17 +52,8 @@ class PiGDM(AbstractGuidance):
             def posterior_covariance(v):
                 return jax.tree.map(lambda u: inflation * u, v)
 
-        def likelihood_covariance(u):  # K u = Sigma_y u + A C_x A^T u + B C_n B^T u
-            (back,) = forward_transpose(u)
-            return variance * u + forward_linear(posterior_covariance(back))
-
-        residual = observation - predicted
-        solve = solve_positive_definite(
-            likelihood_covariance, residual, options["cg_tolerance"], options["cg_max_steps"]
-        )
-        (back,) = forward_transpose(solve.solution)
+        back, info = weighted_residual(target, denoised, observation, posterior_covariance, options)
         (guidance,) = jax.linear_transpose(denoise_linear, position)(back)
         weights = options["guidance_weight"]
         scores = {name: prior_scores[name] + weights[name] * guidance[name] for name in position}
-        info = StepInfo(jax.numpy.linalg.norm(residual), solve.converged, solve.num_steps)
         return Guided(position, scores, zeros_like(position), info)

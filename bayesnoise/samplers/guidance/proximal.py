@@ -13,11 +13,10 @@ one forward pass per prior per step. ``guidance_weight`` is lambda (larger trust
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
-from bayesnoise.linear_solve import solve_positive_definite
-from bayesnoise.samplers.base import AbstractGuidance, Guided, StepInfo, zeros_like
+from bayesnoise.samplers.base import AbstractGuidance, Guided, zeros_like
+from bayesnoise.samplers.guidance.common import weighted_residual
 
 __all__ = ["Proximal"]
 
@@ -31,27 +30,15 @@ class Proximal(AbstractGuidance):
         sde = target.sde
         a_t, s_t = sde.marginal_mean_coefficient(time), sde.marginal_std(time)
         denoised, _ = target.tweedie_denoise(position, time)
-        predicted, forward_linear = jax.linearize(target.predicted_observation, denoised)
-        forward_transpose = jax.linear_transpose(forward_linear, denoised)
-        variance = target.observation_distribution(denoised, observation).variance
         prior_variance = {
             name: (s_t / a_t) ** 2 / jnp.maximum(weight, 1e-12)
             for name, weight in options["guidance_weight"].items()
         }
 
-        def scaled(v):
+        def covariance(v):
             return {name: prior_variance[name] * value for name, value in v.items()}
 
-        def likelihood_covariance(u):
-            (back,) = forward_transpose(u)
-            return variance * u + forward_linear(scaled(back))
-
-        residual = observation - predicted
-        solve = solve_positive_definite(
-            likelihood_covariance, residual, options["cg_tolerance"], options["cg_max_steps"]
-        )
-        (back,) = forward_transpose(solve.solution)
+        back, info = weighted_residual(target, denoised, observation, covariance, options)
         proximal = {name: denoised[name] + prior_variance[name] * back[name] for name in back}
         scores = {name: (a_t * proximal[name] - position[name]) / s_t**2 for name in position}
-        info = StepInfo(jnp.linalg.norm(residual), solve.converged, solve.num_steps)
         return Guided(position, scores, zeros_like(position), info)
