@@ -167,12 +167,19 @@ def study(args):
     model, x, observations = problem(args.model, args.split, args.images)
     tuned_path = FIGURES / f"tuned_{args.model}_{args.tuned_at}.json"
     tuned = json.loads(tuned_path.read_text())["best"] if tuned_path.exists() else {}
+    file_defaults = load_model_file(ROOT / "models" / f"{args.model}.py").defaults
     rows = []
     for label in args.samplers:
-        # "dps:default" runs a sampler with its default options (the model file's t0 = 0.6).
+        # "dps:default" runs a sampler as the model file's defaults set it (options only if it
+        # is the file's sampler), instead of with the tuned setting.
         name, _, variant = label.partition(":")
         setting = tuned.get(name) if variant != "default" else None
-        setting = setting or {"options": {}, "start_time": 0.6}
+        setting = setting or {
+            "options": file_defaults.get("sampler_options", {})
+            if name == file_defaults.get("sampler")
+            else {},
+            "start_time": file_defaults.get("start_time", 1.0),
+        }
         for evaluations in args.nfe:
             row = evaluate(
                 model,
