@@ -214,7 +214,13 @@ def _sample(args) -> dict:
     bn.save_datatree(tree, out / "posterior.nc")
     _write_json(out / "summary.json", summary)
     shown = np.asarray(observation)[0] if first else np.asarray(observation)
-    write_report(out, observation=shown, posterior=posterior, truth=truth, summary=summary)
+    write_report(
+        out,
+        observation=shown,
+        posterior=_without_parameters(tree, posterior),
+        truth=truth,
+        summary=summary,
+    )
     if summary["num_diverged"] == summary["num_trajectories"]:
         raise DivergedRunError(
             f"every trajectory diverged ({summary['num_diverged']} of "
@@ -279,9 +285,15 @@ def _report(args) -> None:
     write_report(
         Path(args.out),
         observation=np.asarray(pick(tree.observed_data["y"])),
-        posterior=posterior,
+        posterior=_without_parameters(tree, posterior),
         summary=summarize(tree),
     )
+
+
+def _without_parameters(tree, posterior: dict) -> dict:
+    """The report's images and vectors: forward-model parameters are in the summary instead."""
+    parameters = str(tree.posterior.attrs.get("forward_model_parameters", "")).split()
+    return {name: value for name, value in posterior.items() if name not in parameters}
 
 
 def _train(args) -> None:

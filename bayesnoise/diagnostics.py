@@ -89,13 +89,31 @@ def _dependent_draw_diagnostics(tree) -> dict:
     return block
 
 
+def _parameter_posterior(draws) -> dict:
+    """Posterior mean, sd and central 90% interval of a forward-model parameter, per element
+    (plain numbers for a scalar). Each trajectory contributes one draw, so these are
+    independent draws like those of x and n."""
+    lower, upper = np.quantile(draws, [0.05, 0.95], axis=0)
+    values = {
+        "mean": draws.mean(axis=0),
+        "sd": draws.std(axis=0, ddof=1),
+        "interval_90": np.stack([lower, upper], axis=-1),
+    }
+    if draws.shape[1] == 1:
+        return {key: value[0].tolist() for key, value in values.items()}
+    return {key: value.tolist() for key, value in values.items()}
+
+
 def summarize(tree) -> dict:
     """A JSON-ready summary of a posterior of independent draws.
 
     Top level: draws, divergences, solver failures, the final residual norm. Per latent: the
     number of usable (non-diverged) draws, the median and max over elements of the Monte Carlo
     standard error of the posterior mean and sd, and the split check (see
-    :func:`_split_check`). ``dependent_draw_diagnostics``: R-hat and ESS, secondary.
+    :func:`_split_check`). Forward-model parameters (named in the ``forward_model_parameters``
+    attribute) also get ``posterior``: mean, sd and central 90% interval, and the summary the
+    mean HMC acceptance of their updates. ``dependent_draw_diagnostics``: R-hat and ESS,
+    secondary.
     """
     posterior = tree["posterior"]
     stats = tree["sample_stats"]
@@ -113,6 +131,11 @@ def summarize(tree) -> dict:
         summary["num_trajectories_with_solver_failures"] = int(np.sum(failures > 0))
     if "divergence_bound" in posterior.attrs:
         summary["divergence_bound"] = float(posterior.attrs["divergence_bound"])
+    parameter_names = str(posterior.attrs.get("forward_model_parameters", "")).split()
+    if "parameter_acceptance_rate" in stats:
+        summary["parameter_acceptance_rate_mean"] = _finite_or_none(
+            np.nanmean(stats["parameter_acceptance_rate"])
+        )
     for name in posterior.data_vars:
         # (chain, draw, *elements) -> (draw in (chain, draw) order, element); float64 moments
         per_draw = np.asarray(posterior[name], dtype=np.float64).reshape(num_chains * num_draws, -1)
@@ -123,6 +146,8 @@ def summarize(tree) -> dict:
             latent.update(_monte_carlo_errors(draws))
         if len(draws) >= 4:
             latent["split_check"] = _split_check(draws)
+        if name in parameter_names and len(draws) >= 2:
+            latent["posterior"] = _parameter_posterior(draws)
         summary[name] = latent
     if num_chains >= 2 and num_draws >= 2:
         summary["dependent_draw_diagnostics"] = _dependent_draw_diagnostics(tree)

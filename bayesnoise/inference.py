@@ -18,6 +18,10 @@ is frozen and flagged, never averaged in.
 On CPU the step is driven from a Python loop: inside ``lax.scan`` XLA runs the input-gradient
 convolution of a network's VJP on a slow path, 1.3-5x slower per step (jax issue 12868);
 elsewhere chunks of steps run inside ``lax.scan``. Both give the same samples.
+
+Forward-model parameters theta (latent sites without a score prior) are carried per trajectory
+and updated after each step by :func:`bayesnoise.parameters.update_parameters`; models without
+them run exactly as before.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from tqdm.auto import tqdm
 from bayesnoise.divergence import automatic_divergence_bound, observation_limit
 from bayesnoise.linear_solve import pseudo_inverse
 from bayesnoise.output import measurement_std_of, to_datatree
+from bayesnoise.parameters import ParameterUpdate, initial_parameters, update_parameters
 from bayesnoise.samplers.base import SamplerState
 from bayesnoise.samplers.registry import get_sampler
 from bayesnoise.sde import time_grid
@@ -57,6 +62,8 @@ class _Carry(eqx.Module):
     diverged: jax.Array
     solver_failures: jax.Array
     solver_steps_max: jax.Array
+    parameters: dict = eqx.field(default_factory=dict)
+    parameter_acceptance: jax.Array | None = None
 
 
 @eqx.filter_jit
@@ -72,17 +79,20 @@ def _advance(
     first,
     length,
     divergence_bound=_UNBOUNDED,
+    parameter_update=None,
 ):
     """Advance every trajectory of the flat batch by ``length`` steps from step ``first``.
 
     A trajectory with a value that is NaN, infinite or of magnitude >= ``divergence_bound`` (a
-    traced scalar) keeps its last position and is flagged diverged.
+    traced scalar) keeps its last position and is flagged diverged. With forward-model
+    parameters, each step of (x, n) (theta fixed) is followed by ``parameter_update`` of theta.
     """
     TRACE_COUNTS[sampler.name] += 1
 
-    def one_trajectory(position, diverged, key, observation, time, next_time):
+    def one_trajectory(position, parameters, diverged, key, observation, time, next_time):
+        bound_target = target.with_parameters(parameters)
         state, info = sampler.step(
-            key, SamplerState(position), target, observation, time, next_time, options
+            key, SamplerState(position), bound_target, observation, time, next_time, options
         )
         finite = jnp.all(
             jnp.stack(
@@ -93,15 +103,30 @@ def _advance(
             )
         )
         kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), state.position, position)
-        return kept, diverged | ~finite, info
+        acceptance = jnp.zeros(())
+        if target.parameter_names:
+            parameters, acceptance = update_parameters(
+                jax.random.fold_in(key, 1),
+                parameters,
+                target,
+                kept,
+                observation,
+                next_time,
+                parameter_update,
+            )
+            finite = finite & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(value)) for value in jax.tree.leaves(parameters)])
+            )
+        return kept, parameters, diverged | ~finite, info, acceptance
 
-    over_batch = jax.vmap(one_trajectory, in_axes=(0, 0, 0, 0, None, None))
+    over_batch = jax.vmap(one_trajectory, in_axes=(0, 0, 0, 0, 0, None, None))
 
     def body(carry, step_index):
         step_key = jax.random.fold_in(base_key, step_index)
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(step_key, trajectory_ids)
-        positions, diverged, info = over_batch(
+        positions, parameters, diverged, info, acceptance = over_batch(
             carry.positions,
+            carry.parameters,
             carry.diverged,
             keys,
             observations,
@@ -113,6 +138,10 @@ def _advance(
             diverged,
             carry.solver_failures + (~info.solver_converged).astype(jnp.int32),
             jnp.maximum(carry.solver_steps_max, info.solver_steps),
+            parameters,
+            carry.parameter_acceptance + acceptance
+            if target.parameter_names
+            else carry.parameter_acceptance,
         )
         return carry, info.residual_norm
 
@@ -226,8 +255,14 @@ def sample(
     loop: str = "auto",
     progress: bool = True,
     divergence_bound: float | None = None,
+    parameter_update: ParameterUpdate | None = None,
 ):
     """Sample the joint posterior p(x, n | y) of a NumPyro ``model``.
+
+    A model with forward-model parameters theta (latent sites without a score prior, e.g.
+    ``alpha ~ Beta(2, 2)``) gets p(x, n, theta | y): theta starts from its prior in every
+    trajectory and is updated after each step (:mod:`bayesnoise.parameters`); its draws are
+    posterior variables beside x and n.
 
     Parameters
     ----------
@@ -250,6 +285,8 @@ def sample(
         flagged in ``sample_stats.diverging``, NaN in the posterior). None (default): 100 x
         max(1, max |y|, the priors' data range, the SDE's std at t0), see
         :func:`bayesnoise.divergence.automatic_divergence_bound`. Recorded in the attrs.
+    parameter_update : how theta is updated (a :class:`bayesnoise.parameters.ParameterUpdate`;
+        default ``ParameterUpdate()``); unused by models without forward-model parameters.
 
     Returns
     -------
@@ -274,6 +311,12 @@ def sample(
     if loop == "auto":
         loop = "python" if jax.default_backend() == "cpu" else "scan"
     grid = time_grid(num_steps, float(start_time), spacing=time_spacing)
+    parameter_update = parameter_update or ParameterUpdate()
+    if not isinstance(parameter_update, ParameterUpdate):
+        raise TypeError(
+            "parameter_update must be a bayesnoise.parameters.ParameterUpdate. "
+            f"Got {type(parameter_update).__name__}."
+        )
 
     started = wallclock.perf_counter()
     init_key, step_key = jax.random.split(jax.random.key(seed))
@@ -291,11 +334,15 @@ def sample(
     def flat(values):
         return values.reshape((batch,) + values.shape[2:])[rows]
 
+    parameter_key = jax.random.fold_in(init_key, 1)
+    parameters = initial_parameters(target, parameter_key, (num_images, num_trajectories))
     carry = _Carry(
         positions={name: flat(value) for name, value in positions.items()},
         diverged=jnp.zeros(padded, dtype=bool),
         solver_failures=jnp.zeros(padded, dtype=jnp.int32),
         solver_steps_max=jnp.zeros(padded, dtype=jnp.int32),
+        parameters={name: flat(value) for name, value in parameters.items()},
+        parameter_acceptance=jnp.zeros(padded),
     )
     carry = _shard(carry, num_devices)
     trajectory_ids = _shard(jnp.asarray(rows, dtype=jnp.int32), num_devices)
@@ -318,6 +365,7 @@ def sample(
                 jnp.asarray(first),
                 length,
                 jnp.asarray(divergence_bound, dtype=jnp.float32),
+                parameter_update,
             )
             residual_traces.append(residuals)
             bar.update(length)
@@ -329,15 +377,17 @@ def sample(
         return values.reshape((num_images, num_trajectories) + values.shape[1:])
 
     final_positions = {name: unflat(value) for name, value in carry.positions.items()}
-    predicted = eqx.filter_jit(lambda t, p: jax.vmap(jax.vmap(t.predicted_observation))(p))(
-        target, final_positions
-    )
+    final_parameters = {name: unflat(value) for name, value in carry.parameters.items()}
+    predicted, draw_std = _predictive_moments(target, final_positions, final_parameters)
     final_residual = jnp.sqrt(
         jnp.sum((observations[:, None] - predicted) ** 2, axis=range(2, predicted.ndim))
     )
     residual_trace = np.concatenate([np.asarray(r) for r in residual_traces], axis=0)
+    parameter_attrs = {}
+    if target.parameter_names:
+        parameter_attrs = {"forward_model_parameters": " ".join(target.parameter_names)}
     return to_datatree(
-        positions=final_positions,
+        positions={**final_positions, **final_parameters},
         observations=observations,
         diverged=unflat(carry.diverged),
         final_residual=final_residual,
@@ -345,9 +395,13 @@ def sample(
         solver_failures=unflat(carry.solver_failures),
         solver_steps_max=unflat(carry.solver_steps_max),
         predicted_observations=predicted,
-        measurement_std=np.broadcast_to(
-            measurement_std_of(target, observations[0]), observations.shape
-        ),
+        measurement_std=None
+        if target.parameter_names
+        else np.broadcast_to(measurement_std_of(target, observations[0]), observations.shape),
+        predictive_std=draw_std,
+        parameter_acceptance=unflat(carry.parameter_acceptance) / num_steps
+        if target.parameter_names
+        else None,
         time_grid=grid,
         seed=seed,
         num_chains=num_chains,
@@ -367,5 +421,29 @@ def sample(
             "num_devices": num_devices,
             "wall_time_s": wall_time,
             "divergence_bound": float(divergence_bound),
+            **parameter_attrs,
         },
     )
+
+
+def _predictive_moments(target, positions, parameters):
+    """A(x) + B(n) of every draw, and the likelihood's std of every draw when theta may set it
+    (None without forward-model parameters). Shapes (image, trajectory, *observation_shape)."""
+
+    @eqx.filter_jit
+    def moments(target, positions, parameters):
+        def one(position, values):
+            bound = target.with_parameters(values)
+            placeholder = jnp.zeros(target.observation_shape)
+            likelihood = bound.observation_distribution(position, placeholder)
+            std = jnp.broadcast_to(jnp.sqrt(likelihood.variance), target.observation_shape)
+            return likelihood.mean, std
+
+        return jax.vmap(jax.vmap(one))(positions, parameters)
+
+    if not target.parameter_names:
+        predicted = eqx.filter_jit(lambda t, p: jax.vmap(jax.vmap(t.predicted_observation))(p))(
+            target, positions
+        )
+        return predicted, None
+    return moments(target, positions, parameters)

@@ -1,5 +1,9 @@
 """Build the NumPyro model  x ~ prior_x;  n ~ prior_n;  y ~ likelihood(A(x) + B(n)).
 
+An unknown mixing weight (y = (1 - alpha) A(x) + alpha B(n), site ``"alpha"``) or measurement
+std (site ``"sigma"``) is declared by passing a NumPyro distribution as its prior; such sites
+are forward-model parameters, sampled jointly with (x, n) (:mod:`bayesnoise.parameters`).
+
 A model is a plain NumPyro function ``model(observation=None, diffusion_time=0.0)``. Latent
 sites carry their priors as :class:`ScorePriorDistribution`, whose log-density gradient is the
 prior's score at ``diffusion_time``; the observed site is named ``"y"``. With analytic priors
@@ -18,13 +22,48 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from numpyro.distributions.transforms import biject_to
 
 from bayesnoise.priors.base import AbstractScorePrior
 from bayesnoise.priors.distribution import ScorePriorDistribution
 
-__all__ = ["joint_model", "JointModel", "LIKELIHOODS"]
+__all__ = ["joint_model", "JointModel", "LIKELIHOODS", "MIXING_SITE", "MEASUREMENT_STD_SITE"]
 
 LIKELIHOODS = ("gaussian", "poisson")
+MIXING_SITE = "alpha"
+MEASUREMENT_STD_SITE = "sigma"
+
+
+def _check_scalar_prior(name: str, prior: dist.Distribution, support_name: str, inside):
+    """A scalar NumPyro distribution whose support lies in ``inside`` (checked on 0.5, 1.0)."""
+    if prior.batch_shape or prior.event_shape:
+        raise ValueError(
+            f"{name} must be a scalar distribution. Got batch_shape={prior.batch_shape}, "
+            f"event_shape={prior.event_shape}."
+        )
+    support = prior.support
+    if support.is_discrete or not all(
+        bool(inside(value)) for value in biject_to(support)(jnp.array([-3.0, 0.0, 3.0]))
+    ):
+        raise ValueError(
+            f"{name} must be a continuous distribution on {support_name}. "
+            f"Got {type(prior).__name__} with support {support}."
+        )
+    return prior
+
+
+def _check_mixing(mixing, noise_prior):
+    if mixing is None:
+        return None
+    if noise_prior is None:
+        raise ValueError("mixing needs a noise_prior (y = (1 - alpha) A(x) + alpha B(n)).")
+    if isinstance(mixing, dist.Distribution):
+        return _check_scalar_prior("mixing", mixing, "[0, 1]", lambda a: (a >= 0) & (a <= 1))
+    if isinstance(mixing, bool) or not isinstance(mixing, int | float) or not 0 <= mixing <= 1:
+        raise ValueError(
+            f"mixing must be a number in [0, 1] or a NumPyro distribution. Got {mixing!r}."
+        )
+    return jnp.asarray(mixing, dtype=jnp.float32)
 
 
 def _check_operator(name: str, operator: Callable, prior: AbstractScorePrior) -> tuple:
@@ -43,8 +82,13 @@ def _check_operator(name: str, operator: Callable, prior: AbstractScorePrior) ->
     return tuple(output.shape)
 
 
-def _check_measurement_std(measurement_std) -> float | jax.Array:
-    """``measurement_std`` as a float (a number) or a float32 array, every element finite > 0."""
+def _check_measurement_std(measurement_std) -> float | jax.Array | dist.Distribution:
+    """``measurement_std`` as a float (a number) or a float32 array, every element finite > 0,
+    or a scalar distribution on (0, inf) (an unknown std)."""
+    if isinstance(measurement_std, dist.Distribution):
+        return _check_scalar_prior(
+            "measurement_std", measurement_std, "(0, inf)", lambda value: value > 0
+        )
     if isinstance(measurement_std, bool) or not isinstance(
         measurement_std, int | float | np.generic | np.ndarray | jax.Array
     ):
@@ -75,9 +119,10 @@ def joint_model(
     *,
     signal_operator: Callable | None = None,
     noise_operator: Callable | None = None,
-    measurement_std: float = 0.01,
+    measurement_std: float | dist.Distribution = 0.01,
     likelihood: str = "gaussian",
     photon_rate: float | None = None,
+    mixing: float | dist.Distribution | None = None,
 ) -> Callable:
     """The NumPyro model of y = A(x) + B(n) + noise.
 
@@ -87,11 +132,15 @@ def joint_model(
         single-prior (Gaussian-noise) problem y = A(x) + N(0, measurement_std^2).
     signal_operator, noise_operator : A and B (callables on one signal; default identity).
     measurement_std : sigma of the Gaussian likelihood: a number, or an array broadcastable to
-        the observation shape; finite and > 0 (every element).
+        the observation shape; finite and > 0 (every element). A scalar NumPyro distribution
+        on (0, inf), e.g. ``dist.HalfNormal(0.05)``, makes it unknown: site ``"sigma"``.
     likelihood : ``"gaussian"`` or ``"poisson"``. The Poisson model is DPS's shot-noise
         approximation (DPS eq. 19): y ~ Normal(A(x) + B(n), sqrt(y / photon_rate)), i.e. the
         residual weighted by 1 / y, with counts y * photon_rate.
     photon_rate : counts per unit intensity (Poisson only).
+    mixing : alpha in y = (1 - alpha) A(x) + alpha B(n): a number in [0, 1], or a scalar
+        NumPyro distribution on [0, 1], e.g. ``dist.Beta(2, 2)``, for an unknown one (site
+        ``"alpha"``). None (default): y = A(x) + B(n).
 
     Returns
     -------
@@ -101,6 +150,9 @@ def joint_model(
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Got likelihood={likelihood!r}.")
     measurement_std = _check_measurement_std(measurement_std)
+    mixing = _check_mixing(mixing, noise_prior)
+    if likelihood == "poisson" and isinstance(measurement_std, dist.Distribution):
+        raise ValueError("measurement_std must be a number for a poisson likelihood.")
     if likelihood == "poisson" and not (
         isinstance(photon_rate, int | float)
         and not isinstance(photon_rate, bool)
@@ -135,11 +187,19 @@ def joint_model(
         likelihood=likelihood,
         photon_rate=photon_rate,
         observation_shape=observation_shape,
+        mixing=mixing,
     )
 
 
 def _identity(signal):
     return signal
+
+
+def _value_or_site(name, value_or_prior):
+    """A fixed value as it is; a distribution becomes the latent site ``name``."""
+    if isinstance(value_or_prior, dist.Distribution):
+        return numpyro.sample(name, value_or_prior)
+    return value_or_prior
 
 
 class JointModel(eqx.Module):
@@ -158,6 +218,7 @@ class JointModel(eqx.Module):
     likelihood: str = eqx.field(static=True)
     photon_rate: float | None
     observation_shape: tuple[int, ...] = eqx.field(static=True)
+    mixing: Any = None
 
     @property
     def num_measurements(self) -> int:
@@ -168,9 +229,13 @@ class JointModel(eqx.Module):
         predicted = self.signal_operator(x)
         if self.noise_prior is not None:
             n = numpyro.sample("n", ScorePriorDistribution(self.noise_prior, diffusion_time))
-            predicted = predicted + self.noise_operator(n)
+            if self.mixing is None:
+                predicted = predicted + self.noise_operator(n)
+            else:
+                alpha = _value_or_site(MIXING_SITE, self.mixing)
+                predicted = (1.0 - alpha) * predicted + alpha * self.noise_operator(n)
         if self.likelihood == "gaussian":
-            scale = self.measurement_std
+            scale = _value_or_site(MEASUREMENT_STD_SITE, self.measurement_std)
         else:
             counts = predicted if observation is None else observation
             scale = jnp.sqrt(jnp.maximum(counts, 1.0 / self.photon_rate) / self.photon_rate)

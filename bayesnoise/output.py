@@ -47,6 +47,8 @@ def to_datatree(
     solver_steps_max=None,
     predicted_observations=None,
     measurement_std=None,
+    predictive_std=None,
+    parameter_acceptance=None,
     time_grid=None,
     seed=0,
     single_image,
@@ -65,6 +67,11 @@ def to_datatree(
     silently averaged: ``sample_stats.diverging`` says which (``diverged`` is the same values
     under the former name, kept for older scripts). ``solver_failures`` counts the steps of
     each trajectory whose linear solve stopped at its iteration limit (0 is healthy).
+
+    Forward-model parameters are posterior variables like x and n (scalars get no event
+    dims). ``predictive_std`` (image, trajectory, ...), when given, is each draw's likelihood
+    std for the posterior predictive (a theta may set it) in place of ``measurement_std``;
+    ``parameter_acceptance`` is each trajectory's mean HMC acceptance of theta's updates.
     """
     diverged = np.asarray(diverged)
 
@@ -105,6 +112,9 @@ def to_datatree(
         "residual_norm": arrange(final_residual),
         "residual_norm_trace": arrange(trace),
     }
+    if parameter_acceptance is not None:
+        sample_stats["parameter_acceptance_rate"] = arrange(parameter_acceptance)
+        dims["parameter_acceptance_rate"] = image_dims
     if solver_failures is not None:
         sample_stats["solver_failures"] = arrange(solver_failures)
         sample_stats["solver_steps_max"] = arrange(solver_steps_max)
@@ -122,10 +132,15 @@ def to_datatree(
         groups["constant_data"] = constant_data
     if predicted_observations is not None:
         predicted = np.asarray(predicted_observations, dtype=np.float32)
-        std = np.broadcast_to(
-            np.float32(0.0) if measurement_std is None else np.asarray(measurement_std)[:, None],
-            predicted.shape,
-        )
+        if predictive_std is not None:
+            std = np.asarray(predictive_std, dtype=np.float32)
+        else:
+            std = np.broadcast_to(
+                np.float32(0.0)
+                if measurement_std is None
+                else np.asarray(measurement_std)[:, None],
+                predicted.shape,
+            )
         noise = np.random.default_rng(seed).standard_normal(predicted.shape, dtype=np.float32)
         groups["posterior_predictive"] = {"y": without_diverged(predicted + std * noise)}
     return arviz_base.from_dict(

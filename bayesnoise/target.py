@@ -4,6 +4,11 @@ The samplers never see a hand-written likelihood: prior scores are the gradients
 latent log-densities at diffusion time t, and the likelihood (its mean A(x) + B(n), variance and
 log-density) is read off the model's observed site ``"y"``.
 
+Latent sites that are not score priors (e.g. ``alpha = numpyro.sample("alpha", dist.Beta(2, 2))``)
+are *forward-model parameters* theta: the target records their names and shapes, and
+substitutes their current (constrained) values into every call of the model, so the samplers
+see p_t(x, n | y, theta) with theta fixed; :mod:`bayesnoise.parameters` updates theta.
+
 A :class:`PosteriorTarget` is an Equinox module: when the model is one too (what
 :func:`bayesnoise.joint_model` returns), its networks, operators and Gaussian moments are array
 leaves, so the driver's ``eqx.filter_jit`` takes them as inputs (never compiled-in constants)
@@ -12,12 +17,14 @@ and two models of equal shapes share one compilation.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpyro.handlers as handlers
+from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import log_density, log_likelihood
 
 from bayesnoise.priors.distribution import ScorePriorDistribution
@@ -32,7 +39,8 @@ class PosteriorTarget(eqx.Module):
     """The diffused posterior p_t(x, n | y) of a model, as pure functions of a position pytree.
 
     A *position* is a dict ``{"x": ..., "n": ...}`` (just ``{"x": ...}`` for single-prior
-    models) of unbatched signals.
+    models) of unbatched signals. ``parameter_values`` holds the forward-model parameters'
+    constrained values, substituted into the model (empty for models without parameters).
     """
 
     model: Callable
@@ -40,22 +48,56 @@ class PosteriorTarget(eqx.Module):
     latent_names: tuple[str, ...] = eqx.field(static=True)
     latent_shape_items: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(static=True)
     observation_shape: tuple[int, ...] = eqx.field(static=True)
+    parameter_shape_items: tuple[tuple[str, tuple[int, ...]], ...] = eqx.field(
+        static=True, default=()
+    )
+    parameter_values: dict = eqx.field(default_factory=dict)
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
         return dict(self.latent_shape_items)
 
     @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The forward-model parameters: latent sites without a score prior."""
+        return tuple(name for name, _ in self.parameter_shape_items)
+
+    @property
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        return dict(self.parameter_shape_items)
+
+    @property
+    def parameter_transforms(self) -> dict:
+        """``biject_to(support)`` of each parameter: unconstrained -> constrained values."""
+        sites = _sample_sites(self.model)
+        return {name: biject_to(sites[name]["fn"].support) for name in self.parameter_names}
+
+    @property
     def priors(self) -> dict:
         """The score prior of each latent site (traced off the model)."""
-        return {name: site["fn"].prior for name, site in _latent_sites(self.model).items()}
+        sites = _sample_sites(self.model)
+        return {name: sites[name]["fn"].prior for name in self.latent_names}
+
+    @property
+    def conditioned_model(self) -> Callable:
+        """The model with the parameters fixed at ``parameter_values``."""
+        if not self.parameter_values:
+            return self.model
+        return handlers.substitute(self.model, data=self.parameter_values)
+
+    def with_parameters(self, parameter_values: dict) -> PosteriorTarget:
+        """The same target with the parameters fixed at ``parameter_values`` (constrained)."""
+        if not self.parameter_names:
+            return self
+        return dataclasses.replace(self, parameter_values=dict(parameter_values))
 
     def _kwargs(self, observation, diffusion_time):
         return {"observation": observation, "diffusion_time": diffusion_time}
 
     def prior_log_density(self, position, diffusion_time):
         """sum over latent sites of log p_t(site); its gradient is the prior score."""
-        prior_only = handlers.block(self.model, hide=[OBSERVED_SITE])
+        hidden = [OBSERVED_SITE, *self.parameter_names]
+        prior_only = handlers.block(self.conditioned_model, hide=hidden)
         placeholder = jnp.zeros(self.observation_shape)
         kwargs = self._kwargs(placeholder, diffusion_time)
         return log_density(prior_only, (), kwargs, position)[0]
@@ -67,14 +109,14 @@ class PosteriorTarget(eqx.Module):
     def log_likelihood(self, position, observation):
         """log p(observation | position), summed over measurements."""
         per_site = log_likelihood(
-            self.model, position, batch_ndims=0, **self._kwargs(observation, 0.0)
+            self.conditioned_model, position, batch_ndims=0, **self._kwargs(observation, 0.0)
         )
         return jnp.sum(per_site[OBSERVED_SITE])
 
     def observation_distribution(self, position, observation):
         """The distribution of y given the position (mean A(x) + B(n), variance)."""
         kwargs = self._kwargs(observation, 0.0)
-        trace = log_density(self.model, (), kwargs, position)[1]
+        trace = log_density(self.conditioned_model, (), kwargs, position)[1]
         return trace[OBSERVED_SITE]["fn"]
 
     def predicted_observation(self, position):
@@ -95,35 +137,65 @@ class PosteriorTarget(eqx.Module):
 
 
 def _sample_sites(model):
-    """Trace the model once with zeros for every site to learn its sites and shapes."""
+    """Trace the model once to learn its sites and shapes: zeros for the signals and y, a
+    prior draw (seed 0) for forward-model parameters, conditioned values kept."""
 
     def zeros(site):
-        return jnp.zeros(site["fn"].shape())
+        if isinstance(site["fn"], ScorePriorDistribution) or site["name"] == OBSERVED_SITE:
+            return jnp.zeros(site["fn"].shape())
+        return None
 
     substituted = handlers.substitute(handlers.seed(model, 0), substitute_fn=zeros)
     trace = handlers.trace(substituted).get_trace(observation=None, diffusion_time=1.0)
     return {name: site for name, site in trace.items() if site["type"] == "sample"}
 
 
-def _latent_sites(model):
-    return {name: site for name, site in _sample_sites(model).items() if name != OBSERVED_SITE}
+def _default_parameter_value(site):
+    """The prior mean where finite, else the constrained image of 0 (before any update)."""
+    distribution = site["fn"]
+    try:
+        mean = jnp.broadcast_to(distribution.mean, distribution.shape())
+    except NotImplementedError:
+        mean = jnp.full(distribution.shape(), jnp.nan)
+    fallback = biject_to(distribution.support)(jnp.zeros(distribution.shape()))
+    return jnp.where(jnp.isfinite(mean), mean, fallback).astype(jnp.float32)
 
 
 def posterior_target(model: Callable) -> PosteriorTarget:
-    """The target of a NumPyro model whose latent sites carry score priors and whose observed
-    site is named ``"y"``."""
+    """The target of a NumPyro model whose observed site is named ``"y"``.
+
+    Latent sites with a :class:`ScorePriorDistribution` are the diffused signals (x, n); every
+    other latent site is a forward-model parameter, fixed at its prior mean until
+    :meth:`PosteriorTarget.with_parameters` sets it. Sites conditioned on (observed) are
+    constants.
+    """
     sites = _sample_sites(model)
     if OBSERVED_SITE not in sites:
         raise ValueError(
             f"model must have an observed sample site named {OBSERVED_SITE!r}. "
             f"Got sites {sorted(sites)}."
         )
-    latent = {name: site for name, site in sites.items() if name != OBSERVED_SITE}
-    for name, site in latent.items():
-        if not isinstance(site["fn"], ScorePriorDistribution):
+    unobserved = {
+        name: site
+        for name, site in sites.items()
+        if name != OBSERVED_SITE and not site["is_observed"]
+    }
+    latent = {
+        name: site
+        for name, site in unobserved.items()
+        if isinstance(site["fn"], ScorePriorDistribution)
+    }
+    if not latent:
+        raise ValueError(
+            "model must have at least one latent site with a ScorePriorDistribution. "
+            f"Got sites {sorted(sites)}."
+        )
+    parameters = {name: site for name, site in unobserved.items() if name not in latent}
+    for name, site in parameters.items():
+        if site["fn"].support.is_discrete:
             raise ValueError(
-                f"latent site {name!r} must be a ScorePriorDistribution. "
-                f"Got {type(site['fn']).__name__}."
+                f"forward-model parameter {name!r} must have a continuous support. "
+                f"Got {type(site['fn']).__name__} with support {site['fn'].support}."
             )
     priors = {name: site["fn"].prior for name, site in latent.items()}
     return PosteriorTarget(
@@ -132,4 +204,10 @@ def posterior_target(model: Callable) -> PosteriorTarget:
         latent_names=tuple(latent),
         latent_shape_items=tuple((name, tuple(prior.shape)) for name, prior in priors.items()),
         observation_shape=tuple(sites[OBSERVED_SITE]["fn"].shape()),
+        parameter_shape_items=tuple(
+            (name, tuple(site["fn"].shape())) for name, site in parameters.items()
+        ),
+        parameter_values={
+            name: _default_parameter_value(site) for name, site in parameters.items()
+        },
     )
