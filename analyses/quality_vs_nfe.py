@@ -107,12 +107,16 @@ def evaluate(model, x, observations, sampler, options, evaluations, start_time, 
         progress=False,
     )
     seconds = time.perf_counter() - started
-    means = np.nanmean(np.asarray(tree.posterior["x"]), axis=(0, 1))  # (image, 28, 28, 1)
-    scores = [
-        (psnr(m, t, data_range=1.0), ssim(m, t, data_range=1.0))
-        for m, t in zip(means, x, strict=True)
-    ]
-    psnrs, ssims = np.array(scores).T
+    draws_x = np.asarray(tree.posterior["x"])  # (chain, draw, image, 28, 28, 1)
+    usable = np.isfinite(draws_x).all(axis=tuple(range(3, draws_x.ndim)))  # not diverged
+    scores = []
+    for image in range(len(x)):
+        kept = draws_x[:, :, image][usable[:, :, image]]
+        if len(kept) == 0:  # every draw of this image diverged: no estimate to score
+            continue
+        mean = kept.mean(axis=0)
+        scores.append((psnr(mean, x[image], data_range=1.0), ssim(mean, x[image], data_range=1.0)))
+    psnrs, ssims = np.array(scores).T if scores else (np.array([np.nan]), np.array([np.nan]))
     return {
         "sampler": sampler,
         "options": options,
@@ -129,6 +133,7 @@ def evaluate(model, x, observations, sampler, options, evaluations, start_time, 
         "num_images": len(x),
         "draws": draws,
         "diverged": int(np.asarray(tree.sample_stats["diverging"]).sum()),
+        "images_without_estimate": len(x) - len(scores),
     }
 
 
@@ -191,7 +196,7 @@ def study(args):
                 setting["start_time"],
                 args.draws,
             )
-            row["split"], row["label"] = args.split, label
+            row["split"], row["label"] = args.split, label + (args.tag or "")
             rows.append(row)
             print(json.dumps(row), flush=True)
     path = FIGURES / f"quality_vs_nfe_{args.model}_{args.split}.json"
@@ -254,6 +259,7 @@ def main():
     parser.add_argument("--samplers", nargs="+", default=list(GRIDS))
     parser.add_argument("--evaluations", type=int, default=25, help="tune: evaluations per prior")
     parser.add_argument("--tuned-at", type=int, default=25)
+    parser.add_argument("--tag", help="study: appended to each row's label, e.g. ' (tuned at 50)'")
     parser.add_argument("--grid", help="tune: JSON {sampler: {option: [values]}} replacing GRIDS")
     parser.add_argument("--start-times", type=float, nargs="+", help="tune: t0 values to try")
     parser.add_argument("--nfe", type=int, nargs="+", default=[10, 15, 25, 50, 100, 200])
