@@ -21,8 +21,8 @@ noise_prior = load_score_prior(ASSETS / "digits_unet.eqx")
 
 model = bn.joint_model(signal_prior, noise_prior, mixing=dist.Beta(2.0, 2.0), measurement_std=0.01)
 
-# The settings of models/digits_on_fashion.py (joint DPS, 100 steps from t0 = 0.6): with
-# alpha at its prior mean 0.5 the observation operator is the same.
+# The settings models/digits_on_fashion.py had before the few-step study (joint DPS, 100 steps
+# from t0 = 0.6): with alpha at its prior mean 0.5 the observation operator is the same.
 defaults = {
     "sampler": "dps",
     "num_steps": 100,
