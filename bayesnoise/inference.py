@@ -34,6 +34,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
@@ -231,6 +232,13 @@ def _check_inputs(
     return jnp.asarray(observation), single
 
 
+def _gather(values) -> np.ndarray:
+    """A sharded array as one host array (from every process when several hosts run)."""
+    if jax.process_count() > 1:
+        return np.asarray(multihost_utils.process_allgather(values, tiled=True))
+    return np.asarray(values)
+
+
 def _shard(tree, num_devices):
     """Place the leading (batch) axis of every leaf across all devices (a 1-D mesh)."""
     if num_devices == 1:
@@ -373,7 +381,7 @@ def sample(
     wall_time = wallclock.perf_counter() - started
 
     def unflat(values):  # (padded, ...) -> (image, trajectory, ...)
-        values = np.asarray(values)[:batch]
+        values = _gather(values)[:batch]
         return values.reshape((num_images, num_trajectories) + values.shape[1:])
 
     final_positions = {name: unflat(value) for name, value in carry.positions.items()}
@@ -382,7 +390,7 @@ def sample(
     final_residual = jnp.sqrt(
         jnp.sum((observations[:, None] - predicted) ** 2, axis=range(2, predicted.ndim))
     )
-    residual_trace = np.concatenate([np.asarray(r) for r in residual_traces], axis=0)
+    residual_trace = np.concatenate([_gather(r) for r in residual_traces], axis=0)
     parameter_attrs = {}
     if target.parameter_names:
         parameter_attrs = {"forward_model_parameters": " ".join(target.parameter_names)}
