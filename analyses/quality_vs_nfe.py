@@ -179,6 +179,8 @@ def study(args):
         # is the file's sampler), instead of with the tuned setting.
         name, _, variant = label.partition(":")
         setting = tuned.get(name) if variant != "default" else None
+        if args.options is not None:  # an explicit setting, e.g. a reference run
+            setting = {"options": json.loads(args.options), "start_time": args.start_time}
         setting = setting or {
             "options": file_defaults.get("sampler_options", {})
             if name == file_defaults.get("sampler")
@@ -259,6 +261,8 @@ def main():
     parser.add_argument("--samplers", nargs="+", default=list(GRIDS))
     parser.add_argument("--evaluations", type=int, default=25, help="tune: evaluations per prior")
     parser.add_argument("--tuned-at", type=int, default=25)
+    parser.add_argument("--options", help="study: JSON sampler options instead of the tuned ones")
+    parser.add_argument("--start-time", type=float, default=0.6, help="study: t0 with --options")
     parser.add_argument("--tag", help="study: appended to each row's label, e.g. ' (tuned at 50)'")
     parser.add_argument("--grid", help="tune: JSON {sampler: {option: [values]}} replacing GRIDS")
     parser.add_argument("--start-times", type=float, nargs="+", help="tune: t0 values to try")
