@@ -6,7 +6,8 @@ with the covariance K held fixed and Tweedie's x0_hat (one VJP through each prio
 ``covariance="tweedie"``: C is Tweedie's posterior covariance (s_t^2 / a_t) d x0_hat / d x_t,
 which makes the guidance exact when the priors are Gaussian and the operators linear (tested
 against closed form); ``"scalar"``: PiGDM's r_t^2 I = s_t^2 / (a_t^2 + s_t^2) I (cheaper).
-K^-1 r is solved by CG (lineax); its convergence is reported in the step's info.
+K^-1 r is solved by CG (:mod:`bayesnoise.linear_solve`); its convergence is reported in the
+step's info.
 
 ``guidance_weight`` is w (1 is exact). The authors' released code for CelebA + MNIST applies
 weights 0.93 (x) and 0.88 (n) to a different gradient (through the Euler–Maruyama mean rather

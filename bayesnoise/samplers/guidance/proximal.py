@@ -5,7 +5,7 @@
 
 i.e. DiffPIR's rho_t = lambda sigma_y^2 / sigma_t^2 per site, in closed form for a Gaussian
 likelihood: site0 = site0_hat + C_site M^T K^-1 (y - A x0_hat - B n0_hat) with
-K = Sigma_y + A C_x A^T + B C_n B^T (CG, lineax; the operators linearised at x0_hat). The score
+K = Sigma_y + A C_x A^T + B C_n B^T (CG; the operators linearised at x0_hat). The score
 handed to the integrator is the one whose Tweedie estimate is the proximal point,
 (a_t site0 - x_t) / s_t^2, so DDIM(eta) from it is DiffPIR's step. No VJP through the networks:
 one forward pass per prior per step. ``guidance_weight`` is lambda (larger trusts the prior more).
