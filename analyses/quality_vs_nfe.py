@@ -222,7 +222,7 @@ def plot(args):
     from bayesnoise.atomic import atomic_path
 
     models = [m for m in MODELS if (FIGURES / f"quality_vs_nfe_{m}_{args.split}.json").exists()]
-    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.6), squeeze=False)
+    figure, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 5.2), squeeze=False)
     for axis, model in zip(axes[0], models, strict=True):
         rows = json.loads((FIGURES / f"quality_vs_nfe_{model}_{args.split}.json").read_text())
         labels = sorted({row["label"] for row in rows["rows"]})
@@ -231,18 +231,18 @@ def plot(args):
                 (r for r in rows["rows"] if r["label"] == label),
                 key=lambda r: r["evaluations_per_prior"],
             )
-            setting = mine[0]["options"] or "defaults"
+            setting = ", ".join(f"{k}={v}" for k, v in mine[0]["options"].items())
             axis.plot(
                 [r["evaluations_per_prior"] for r in mine],
                 [r["psnr_db"] for r in mine],
                 marker="o",
-                label=f"{label} {setting}, t0={mine[0]['start_time']}",
+                label=f"{label}: {setting} t0={mine[0]['start_time']}",
             )
         axis.set_xscale("log")
         axis.set_xlabel("network evaluations per prior")
         axis.set_ylabel("PSNR of the posterior mean (dB)")
         axis.set_title(f"{model} ({args.split}, {rows['rows'][0]['num_images']} images)")
-        axis.legend(fontsize=6)
+        axis.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         axis.grid(alpha=0.3)
     figure.tight_layout()
     with atomic_path(FIGURES / f"quality_vs_nfe_{args.split}.png") as temporary:
