@@ -170,15 +170,7 @@ def _initial_positions(target, key, observations, num_trajectories, start_time):
             name: sde.prior_sample(keys[name], batch + shape)
             for name, shape in target.latent_shapes.items()
         }
-    zeros = {name: jnp.zeros(shape) for name, shape in target.latent_shapes.items()}
-
-    @eqx.filter_jit
-    def minimum_norm(target, observations):
-        return jax.vmap(lambda y: pseudo_inverse(target.predicted_observation, zeros, y)[0])(
-            observations
-        )
-
-    guess = minimum_norm(target, observations)
+    guess = _minimum_norm_solutions(target, observations)
     a_t = sde.marginal_mean_coefficient(start_time)
     s_t = sde.marginal_std(start_time)
     return {
@@ -186,6 +178,15 @@ def _initial_positions(target, key, observations, num_trajectories, start_time):
         + s_t * jax.random.normal(keys[name], batch + target.latent_shapes[name])
         for name in target.latent_names
     }
+
+
+@eqx.filter_jit
+def _minimum_norm_solutions(target, observations):
+    """Per image, the minimum-norm position with A x + B n = y (pseudo-inverse by CG)."""
+    zeros = {name: jnp.zeros(shape) for name, shape in target.latent_shapes.items()}
+    return jax.vmap(lambda y: pseudo_inverse(target.predicted_observation, zeros, y)[0])(
+        observations
+    )
 
 
 def _check_inputs(
@@ -437,21 +438,23 @@ def sample(
 def _predictive_moments(target, positions, parameters):
     """A(x) + B(n) of every draw, and the likelihood's std of every draw when theta may set it
     (None without forward-model parameters). Shapes (image, trajectory, *observation_shape)."""
-
-    @eqx.filter_jit
-    def moments(target, positions, parameters):
-        def one(position, values):
-            bound = target.with_parameters(values)
-            placeholder = jnp.zeros(target.observation_shape)
-            likelihood = bound.observation_distribution(position, placeholder)
-            std = jnp.broadcast_to(jnp.sqrt(likelihood.variance), target.observation_shape)
-            return likelihood.mean, std
-
-        return jax.vmap(jax.vmap(one))(positions, parameters)
-
     if not target.parameter_names:
-        predicted = eqx.filter_jit(lambda t, p: jax.vmap(jax.vmap(t.predicted_observation))(p))(
-            target, positions
-        )
-        return predicted, None
-    return moments(target, positions, parameters)
+        return _predicted_observations(target, positions), None
+    return _moments_with_parameters(target, positions, parameters)
+
+
+@eqx.filter_jit
+def _predicted_observations(target, positions):
+    return jax.vmap(jax.vmap(target.predicted_observation))(positions)
+
+
+@eqx.filter_jit
+def _moments_with_parameters(target, positions, parameters):
+    def one(position, values):
+        bound = target.with_parameters(values)
+        placeholder = jnp.zeros(target.observation_shape)
+        likelihood = bound.observation_distribution(position, placeholder)
+        std = jnp.broadcast_to(jnp.sqrt(likelihood.variance), target.observation_shape)
+        return likelihood.mean, std
+
+    return jax.vmap(jax.vmap(one))(positions, parameters)

@@ -48,9 +48,9 @@ def solve_positive_definite(
     def axpy(alpha, first, second):  # alpha * first + second
         return jax.tree.map(lambda a, b: alpha * a + b, first, second)
 
-    threshold = (tolerance * jnp.sqrt(dot(vector, vector))) ** 2
-    solution = jax.tree.map(jnp.zeros_like, vector)
     squared_norm = dot(vector, vector)
+    threshold = tolerance**2 * squared_norm
+    solution = jax.tree.map(jnp.zeros_like, vector)
 
     def keep_going(carry):
         _, _, _, squared_norm, step, broken = carry
