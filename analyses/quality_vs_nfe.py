@@ -1,13 +1,8 @@
 """Quality against network evaluations: PSNR/SSIM of the posterior mean for few-step samplers.
 
 Models (``--model``): ``digits_on_fashion`` (y = 0.5 x + 0.5 n), ``cs_sine`` (y = A x + n_sine,
-d/m = 2) and ``sine_denoise`` (y = x + n_sine). Splits:
-- ``validation``: Fashion-MNIST test images 100-131 (not shipped; needs ``apt-get install
-  dataset-fashion-mnist``) with held-out MNIST-5k digits 100-131 or fresh sinusoidal noise
-  (seeds 10 000 + i): hyper-parameters are tuned here;
-- ``test``: the model file's ``simulate(i)`` for the 100 shipped images;
-- ``heldout``: Fashion-MNIST test images 1000-1099 with held-out digits 500-599 or fresh noise
-  (seeds 20 000 + i), not shipped, to check that a figure is not particular to the shipped set.
+d/m = 2) and ``sine_denoise`` (y = x + n_sine). Splits (``validation`` for
+tuning, ``test`` = the 100 shipped pairs, ``heldout`` = 100 pairs not shipped): see ``splits.py``.
 
 A forward pass of one prior's network is one evaluation; Heun's second-order step counts two.
 DPS and PiGDM also take one VJP per evaluation; proximal (DiffPIR) and Algorithm 1 none.
@@ -27,11 +22,10 @@ import json
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
+from splits import MODELS, pairs
 
 import bayesnoise as bn
-from bayesnoise.data import load_fashion_mnist, mnist_5k_split
 from bayesnoise.metrics import psnr, ssim
 from bayesnoise.model_file import load_model_file
 
@@ -50,35 +44,10 @@ GRIDS = {
 START_TIMES = {"ddim_dps": [0.4, 0.5, 0.6, 0.7]}  # others: the model file's 0.6
 
 
-MODELS = ["digits_on_fashion", "cs_sine", "sine_denoise"]
-SPLITS = {
-    "validation": (slice(100, 132), slice(100, 132), 10_000),
-    "heldout": (slice(1000, 1100), slice(500, 600), 20_000),
-}
-
-
 def problem(model_name: str, split: str, num_images: int):
     """The model, the true signals x (N, 28, 28, 1) and the observations of a split."""
-    module = load_model_file(ROOT / "models" / f"{model_name}.py")
-    if split == "test":
-        simulated = [module.simulate(index) for index in range(num_images)]
-        observations = np.stack([y for y, _ in simulated])
-        return module.model, np.stack([truth["x"] for _, truth in simulated]), observations
-    if split not in SPLITS:
-        raise ValueError(f"split must be validation, test or heldout. Got {split!r}.")
-    fashion_slice, digits_slice, seed_offset = SPLITS[split]
-    x = load_fashion_mnist("test")[0][fashion_slice][:num_images]
-    if model_name == "digits_on_fashion":
-        digits = mnist_5k_split()[1][0][digits_slice][:num_images]
-        return module.model, x, (0.5 * x + 0.5 * digits).astype(np.float32)
-    keys = [jax.random.key(seed_offset + index) for index in range(len(x))]
-    if model_name == "cs_sine":
-        noise = [module.noise_std * jax.random.normal(key, (392,)) for key in keys]
-        observations = [module.measurement(image) + n for image, n in zip(x, noise, strict=True)]
-    else:
-        noise = [bn.sample_sinusoidal_noise(key, module.SHAPE, module.AVERAGE_STD) for key in keys]
-        observations = [image + n for image, n in zip(x, noise, strict=True)]
-    return module.model, x, np.stack([np.asarray(y) for y in observations]).astype(np.float32)
+    module, x, _, observations = pairs(model_name, split, num_images)
+    return module.model, x, observations
 
 
 def steps_for(sampler_name: str, evaluations: int, options: dict) -> int:
