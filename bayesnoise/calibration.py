@@ -22,6 +22,7 @@ __all__ = [
     "reliability_curve",
     "scale_spread",
     "fit_spread_scale",
+    "coverage_summary",
     "RELIABILITY_LEVELS",
 ]
 
@@ -78,6 +79,20 @@ def reliability_curve(
     """Nominal against observed coverage of the central intervals, over all elements."""
     observed = interval_coverage(randomised_pit(draws, truth, seed=seed), levels)
     return {"nominal": [float(p) for p in levels], "observed": [float(c) for c in observed]}
+
+
+def coverage_summary(draws, truth, *, seed: int = 0) -> dict:
+    """Coverage of the central 50% and 90% intervals and the reliability curve of one latent,
+    JSON-ready; ``draws`` (S, *truth.shape) without diverged draws. One pair's pixels share
+    one posterior, so the figures of a single image scatter more than binomially."""
+    curve = reliability_curve(draws, truth, seed=seed)
+    observed = dict(zip(curve["nominal"], curve["observed"], strict=True))
+    return {
+        "coverage_central_50": observed[0.5],
+        "coverage_central_90": observed[0.9],
+        "num_draws": int(len(draws)),
+        "reliability": curve,
+    }
 
 
 def scale_spread(draws, scale: float) -> np.ndarray:

@@ -25,6 +25,7 @@ from jaxtyping import ArrayLike, Float
 from matplotlib.figure import Figure
 
 from bayesnoise.atomic import atomic_write_bytes
+from bayesnoise.calibration import coverage_summary
 
 __all__ = ["write_report"]
 
@@ -310,6 +311,31 @@ def _plot(
     return buffer.getvalue()
 
 
+def _reliability(name: str, draws: np.ndarray, truth: np.ndarray) -> tuple[bytes, str]:
+    """PNG of the reliability curve of one latent against its truth, and its caption."""
+    summary = coverage_summary(draws, truth)
+    curve = summary["reliability"]
+    figure = Figure(figsize=(3.6, 3.4), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=1.0, label="calibrated")
+    ax.plot(curve["nominal"], curve["observed"], marker="o", markersize=3, label=name)
+    ax.set_xlabel("nominal coverage of the central interval", fontsize=8)
+    ax.set_ylabel("observed (fraction of elements)", fontsize=8)
+    ax.legend(fontsize=7)
+    figure.suptitle(f"{name}: calibration against the truth", fontsize=10)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI)
+    caption = (
+        f"Coverage of the truth of {name} by central posterior intervals, per element, from the "
+        f"rank of the truth among {summary['num_draws']} draws (randomised PIT): "
+        f"{100 * summary['coverage_central_50']:.1f}% inside the 50% interval, "
+        f"{100 * summary['coverage_central_90']:.1f}% inside the 90% one. Above the diagonal: "
+        "intervals too wide; below: too narrow. The elements of one image share a posterior, "
+        "so one image's figures scatter more than independent ones would."
+    )
+    return buffer.getvalue(), caption
+
+
 def _render_observation(pngs: dict[str, bytes], observation: np.ndarray) -> str:
     pngs["observation.png"] = _plot([("y", observation)], "observation y")
     if observation.ndim == 1:
@@ -364,6 +390,10 @@ def _render_latent(pngs: dict[str, bytes], latent: _Latent, max_draws: int) -> s
     if truth is not None:
         figures.append((f"{name}_truth.png", [("truth", truth)], f"Ground truth of {name}."))
     html_figures = []
+    if truth is not None and kept >= 1:
+        finite_draws = latent.samples.reshape((-1,) + truth.shape)[latent.finite.reshape(-1)]
+        pngs[f"{name}_calibration.png"], caption = _reliability(name, finite_draws, truth)
+        html_figures.append(_figure_html(f"{name}_calibration.png", caption))
     for file_name, panels, caption in figures:
         is_std = file_name.endswith("_std.png")
         std_limits = (0.0, float(std.max())) if is_image else None

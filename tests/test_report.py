@@ -1,11 +1,13 @@
 """write_report: files, page contents, NaN draws, input checks and atomic writing."""
 
+import html
 import os
 
 import numpy as np
 import pytest
 
 from bayesnoise import report
+from bayesnoise.calibration import coverage_summary
 from bayesnoise.report import write_report
 
 SUMMARY = {
@@ -45,11 +47,33 @@ def test_writes_all_files(image_report):
     parent, path = image_report
     assert path == parent / "out" / "report.html"
     latent_files = {f"{name}_{kind}.png" for name in "xn" for kind in ("mean", "std", "draws")}
+    calibration = {"x_calibration.png", "n_calibration.png"}
     expected = {"observation.png", "report.html", "x_truth.png", "n_truth.png", *latent_files}
+    expected |= calibration
     assert set(os.listdir(path.parent)) == expected
     assert os.listdir(parent) == ["out"], "the staging directory was not removed"
     with open(path.parent / "x_draws.png", "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibration_against_the_truth_is_shown(image_report):
+    """Truth given: a reliability figure per latent, captioned with its 50% / 90% coverage
+    computed from the finite draws (x has a NaN draw: 5 of 6 draws count)."""
+    page = html.unescape(image_report[1].read_text(encoding="utf-8"))
+    rng = np.random.default_rng(1)
+    x, n = _posterior(rng)
+    x[1, 2, 4, 4] = np.nan
+    rng.random((8, 8))  # the observation
+    truths = {"x": rng.random((8, 8)), "n": np.zeros((8, 8))}
+    finite_x = np.delete(x.reshape(6, 8, 8), 5, axis=0)
+    for name, draws in (("x", finite_x), ("n", n.reshape(6, 8, 8))):
+        summary = coverage_summary(draws, truths[name])
+        assert (
+            f"of {name} by central posterior intervals, per element, from the rank of the truth "
+            f"among {len(draws)} draws (randomised PIT): "
+            f"{100 * summary['coverage_central_50']:.1f}% inside the 50% interval, "
+            f"{100 * summary['coverage_central_90']:.1f}% inside the 90% one"
+        ) in page
 
 
 def test_page_references_images_and_shows_summary(image_report):
