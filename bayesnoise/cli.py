@@ -297,29 +297,9 @@ def _without_parameters(tree, posterior: dict) -> dict:
 
 
 def _train(args) -> None:
-    import shlex
+    from bayesnoise.training.cli import run
 
-    import jax
-
-    from bayesnoise.train import train_from_config
-
-    _writable_directory(Path(args.out).resolve().parent)
-    train_from_config(
-        args.dataset,
-        args.architecture,
-        args.out,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        ema_decay=args.ema_decay,
-        checkpoint_every=args.checkpoint_every,
-        max_wall_time=None if args.minutes is None else 60.0 * args.minutes,
-        weights_dtype=args.dtype,
-        seed=args.seed,
-        device=f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
-        command="bayesnoise " + shlex.join(sys.argv[1:]),
-    )
-    print(f"wrote {args.out}")
+    run(args)
 
 
 def _bench(args) -> dict:
@@ -371,23 +351,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("posterior")
     report.add_argument("--out", required=True)
 
-    train = commands.add_parser("train", help="train a score network prior (DSM, resumable)")
-    train.add_argument("dataset", help="fashion_mnist, mnist_5k, sine, or a .npy/.npz path")
-    train.add_argument("--out", required=True, help="checkpoint to write (.eqx)")
-    train.add_argument("--architecture", default="unet", choices=["unet", "ncsnv2"])
-    train.add_argument("--steps", type=int, default=10_000)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--learning-rate", type=float, default=5e-4)
-    train.add_argument("--ema-decay", type=float, default=0.999)
-    train.add_argument("--minutes", type=float, help="wall-time budget; rerun to resume")
-    train.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=250,
-        help="steps between checkpoints (the exported prior and the resumable state)",
-    )
-    train.add_argument("--dtype", default="float32", choices=["float32", "float16"])
-    train.add_argument("--seed", type=int, default=0)
+    from bayesnoise.training.cli import add_parser as add_train_parser
+
+    add_train_parser(commands)
 
     bench = commands.add_parser(
         "bench", help="time the jitted step against the bare network work it needs"
