@@ -1,4 +1,4 @@
-"""Write the small test set shipped with the repository: ``models/assets/testset.npz``.
+"""Write the small test set shipped with the package: ``bayesnoise/assets/testset.npz``.
 
 Three arrays of 100 images each, 28 x 28 grey, read back by :func:`bayesnoise.data.load_testset`
 as ``float32`` ``(100, 28, 28, 1)`` in ``[0, 1]``:

@@ -16,12 +16,13 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 
+from bayesnoise import assets
 from bayesnoise.checkpoints import load_checkpoint, load_score_prior
 from bayesnoise.data import load_fashion_mnist, mnist_5k_split, sinusoidal_noise_dataset
 from bayesnoise.samplers.prior_draws import sample_prior
 from bayesnoise.train import heldout_loss
 
-ASSETS = Path(__file__).resolve().parents[1] / "models" / "assets"
+ASSETS = assets.directory()
 
 
 def heldout_images(name):

@@ -1,4 +1,4 @@
-"""Train the shipped score priors (CPU-sized U-Nets) and write them to models/assets/.
+"""Train the shipped score priors (CPU-sized U-Nets) and write them to bayesnoise/assets/.
 
 Usage (each run resumes from its ``.state`` file if interrupted)::
 
@@ -20,9 +20,10 @@ import shlex
 import sys
 from pathlib import Path
 
+from bayesnoise import assets
 from bayesnoise.train import train_from_config
 
-ASSETS = Path(__file__).resolve().parents[1] / "models" / "assets"
+ASSETS = assets.directory()
 PRIORS = {
     # name: (dataset, output file, U-Net options, batch size)
     "fashion": ("fashion_mnist", "fashion_unet.eqx", {"channels": [16, 32, 64]}, 64),

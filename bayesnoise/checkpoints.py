@@ -332,7 +332,7 @@ def load_score_prior(path: str | Path) -> ScoreNetPrior:
 
     Examples
     --------
-    >>> prior = load_score_prior("models/assets/fashion_unet.eqx")
+    >>> prior = load_score_prior(assets.path("fashion_unet.eqx"))
     >>> prior.score(x, 0.5)  # x of shape prior.shape
     """
     network, header = load_checkpoint(path)

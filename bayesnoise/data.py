@@ -27,6 +27,8 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 from PIL import Image, UnidentifiedImageError
 from skimage import color, transform, util
 
+from bayesnoise import assets
+
 __all__ = [
     "load_idx",
     "load_fashion_mnist",
@@ -47,7 +49,7 @@ Images = Float[np.ndarray, "num_images height width channels"]
 Labels = Int[np.ndarray, " num_images"]
 
 FASHION_MNIST_DIRECTORY = Path("/usr/share/datasets/fashion-mnist")
-TESTSET_PATH = Path(__file__).resolve().parents[1] / "models" / "assets" / "testset.npz"
+TESTSET_PATH = assets.directory() / "testset.npz"
 TESTSET_KEYS = ("fashion", "digits", "faces")
 
 # IDX type codes (third byte of the magic number) and the big-endian dtypes they stand for.
@@ -405,7 +407,7 @@ def observation_from_array(array: np.ndarray, name: str = "observation") -> np.n
 
 
 def load_testset(path: str | Path | None = None) -> dict[str, Images]:
-    """The small test set shipped in the repository (written by ``analyses/make_testset.py``).
+    """The small test set shipped in the package (written by ``analyses/make_testset.py``).
 
     Keys ``fashion`` (the first 100 Fashion-MNIST test images), ``digits`` (the first 100 of
     the 1 000 held-out MNIST-5k digits of :func:`mnist_5k_split`, 10 of each class) and

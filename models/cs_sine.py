@@ -5,21 +5,19 @@ noise lives on the measurements, arranged as 14 x 28 rows with std proportional 
 exp(sin(2 pi k / 16)), average 0.2, and has the analytic prior (exact diffused score).
 """
 
-from pathlib import Path
-
 import jax
 import numpy as np
 
 import bayesnoise as bn
+from bayesnoise import assets
 from bayesnoise.checkpoints import load_score_prior
 from bayesnoise.data import load_testset
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 SHAPE = (28, 28, 1)
 NOISE_LAYOUT = (14, 28, 1)
 AVERAGE_STD = 0.2
 
-signal_prior = load_score_prior(ASSETS / "fashion_unet.eqx")
+signal_prior = load_score_prior(assets.path("fashion_unet.eqx"))
 measurement = bn.operators.random_gaussian_matrix(SHAPE, 392, key=jax.random.key(0))
 noise_std = bn.sinusoidal_std(NOISE_LAYOUT, AVERAGE_STD).ravel()
 noise_prior = bn.GaussianPrior((392,), signal_prior.sde, variance=noise_std**2)

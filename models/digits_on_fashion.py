@@ -2,22 +2,20 @@
 
 x: a learned prior on Fashion-MNIST (train split); n: a learned prior on MNIST digits (the
 4 000-digit train split of MNIST-5k). ``simulate(seed)`` mixes held-out images shipped in
-``assets/testset.npz`` (Fashion-MNIST test images and held-out digits).
+``bayesnoise/assets/testset.npz`` (Fashion-MNIST test images and held-out digits).
 """
-
-from pathlib import Path
 
 import numpy as np
 
 import bayesnoise as bn
+from bayesnoise import assets
 from bayesnoise.checkpoints import load_score_prior
 from bayesnoise.data import load_testset
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 SHAPE = (28, 28, 1)
 
-signal_prior = load_score_prior(ASSETS / "fashion_unet.eqx")
-noise_prior = load_score_prior(ASSETS / "digits_unet.eqx")
+signal_prior = load_score_prior(assets.path("fashion_unet.eqx"))
+noise_prior = load_score_prior(assets.path("digits_unet.eqx"))
 mixing = bn.operators.Scale(SHAPE, 0.5)
 
 model = bn.joint_model(

@@ -5,19 +5,16 @@ alpha ~ Beta(2, 2), a forward-model parameter (site ``"alpha"``) sampled jointly
 ``simulate(seed)`` mixes held-out pair ``seed`` with alpha drawn from U(0.3, 0.7).
 """
 
-from pathlib import Path
-
 import numpy as np
 import numpyro.distributions as dist
 
 import bayesnoise as bn
+from bayesnoise import assets
 from bayesnoise.checkpoints import load_score_prior
 from bayesnoise.data import load_testset
 
-ASSETS = Path(__file__).resolve().parent / "assets"
-
-signal_prior = load_score_prior(ASSETS / "fashion_unet.eqx")
-noise_prior = load_score_prior(ASSETS / "digits_unet.eqx")
+signal_prior = load_score_prior(assets.path("fashion_unet.eqx"))
+noise_prior = load_score_prior(assets.path("digits_unet.eqx"))
 
 model = bn.joint_model(signal_prior, noise_prior, mixing=dist.Beta(2.0, 2.0), measurement_std=0.01)
 

@@ -6,21 +6,19 @@ from generated noise; the analytic prior with the exact score is a one-line swap
     noise_prior = bn.sinusoidal_noise_prior(SHAPE, average_std=0.2, sde=signal_prior.sde)
 """
 
-from pathlib import Path
-
 import jax
 import numpy as np
 
 import bayesnoise as bn
+from bayesnoise import assets
 from bayesnoise.checkpoints import load_score_prior
 from bayesnoise.data import load_testset
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 SHAPE = (28, 28, 1)
 AVERAGE_STD = 0.2
 
-signal_prior = load_score_prior(ASSETS / "fashion_unet.eqx")
-noise_prior = load_score_prior(ASSETS / "sine_unet.eqx")
+signal_prior = load_score_prior(assets.path("fashion_unet.eqx"))
+noise_prior = load_score_prior(assets.path("sine_unet.eqx"))
 
 model = bn.joint_model(signal_prior, noise_prior, measurement_std=0.01)
 

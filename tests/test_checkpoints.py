@@ -1,7 +1,6 @@
 """Checkpoints: round trip, fp16 storage, tampered and mismatched files, shipped weights."""
 
 import json
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 from network_support import apply
 
+from bayesnoise import assets
 from bayesnoise.checkpoints import (
     MAGIC,
     load_checkpoint,
@@ -23,7 +23,7 @@ from bayesnoise.nets import NCSNv2, UNet
 from bayesnoise.priors import ScoreNetPrior
 from bayesnoise.sde import VESDE, VPSDE
 
-ASSETS = Path(__file__).resolve().parents[1] / "models" / "assets"
+ASSETS = assets.directory()
 SHIPPED = ["fashion_unet.eqx", "digits_unet.eqx", "sine_unet.eqx"]
 
 
