@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from bayesnoise import assets
-from bayesnoise.train import train_from_config
+from bayesnoise.training import train_from_config
 
 ASSETS = assets.directory()
 PRIORS = {

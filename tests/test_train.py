@@ -9,7 +9,7 @@ import pytest
 from bayesnoise.checkpoints import read_header
 from bayesnoise.nets import UNet
 from bayesnoise.sde import VPSDE
-from bayesnoise.train import dsm_loss, heldout_loss, train_from_config, train_score_network
+from bayesnoise.training import dsm_loss, heldout_loss, train_from_config, train_score_network
 
 SETTINGS = dict(
     batch_size=16,
@@ -115,6 +115,8 @@ def test_resume_refuses_a_different_run(problem, tmp_path):
     [
         ({"learning_rate": 1e-3}, "learning_rate=0.003, this run has learning_rate=0.001"),
         ({"ema_decay": 0.9}, "ema_decay=0.5, this run has ema_decay=0.9"),
+        ({"grad_clip": 0.5}, "grad_clip=1.0, this run has grad_clip=0.5"),
+        ({"adam_eps": 1e-6}, "adam_eps=1e-08, this run has adam_eps=1e-06"),
         ({"reverse_images": True}, "train_images_sha256='[0-9a-f]{64}', this run has"),
     ],
 )
@@ -168,3 +170,12 @@ def test_time_limit_is_recorded_as_not_finished(problem, tmp_path):
     _, header = train_from_config(str(tmp_path / "images.npy"), "unet", out, steps=3, **options)
     assert header["training"]["steps"] == 3
     assert header["training"]["finished"] is True and "stopped" not in header["training"]
+
+
+def test_the_former_module_is_an_alias():
+    """``bayesnoise.train`` is ``bayesnoise.training``: old imports and patches still work."""
+    import bayesnoise.train
+    import bayesnoise.training
+
+    assert bayesnoise.train is bayesnoise.training
+    assert bayesnoise.train.train_score_network is train_score_network

@@ -1,1 +1,43 @@
-"""Training score priors by denoising score matching (being moved here from bayesnoise.train)."""
+"""Training score priors by denoising score matching.
+
+The parts, each in its own module: the loss (:mod:`~bayesnoise.training.loss`), one
+optimisation step with its optimiser and EMA (:mod:`~bayesnoise.training.optimisation`),
+saving and resuming (:mod:`~bayesnoise.training.resume`), the loop
+(:mod:`~bayesnoise.training.loop`), the data (:mod:`~bayesnoise.training.datasets`,
+:mod:`~bayesnoise.training.image_folder`), the whole run from a few settings
+(:mod:`~bayesnoise.training.config`) and the ``bayesnoise train`` command
+(:mod:`~bayesnoise.training.cli`).
+
+Examples
+--------
+>>> from bayesnoise.training import train_from_config
+>>> train_from_config("my_images/", None, "prior.eqx", steps=2000, preset="small")
+"""
+
+from bayesnoise.training.config import PRESETS, train_from_config
+from bayesnoise.training.datasets import DATASETS, TrainingData, load_training_data
+from bayesnoise.training.loop import train_score_network
+from bayesnoise.training.loss import dsm_loss, heldout_loss
+from bayesnoise.training.optimisation import (
+    StepSettings,
+    TrainingState,
+    init_state,
+    make_optimizer,
+    train_step,
+)
+
+__all__ = [
+    "DATASETS",
+    "PRESETS",
+    "StepSettings",
+    "TrainingData",
+    "TrainingState",
+    "dsm_loss",
+    "heldout_loss",
+    "init_state",
+    "load_training_data",
+    "make_optimizer",
+    "train_from_config",
+    "train_score_network",
+    "train_step",
+]

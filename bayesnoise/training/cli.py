@@ -1,4 +1,4 @@
-"""``bayesnoise train``: the subcommand's arguments and what it runs."""
+"""``bayesnoise train``: the subcommand's arguments, and the run they describe."""
 
 from __future__ import annotations
 
@@ -10,26 +10,59 @@ from pathlib import Path
 
 __all__ = ["add_parser", "run"]
 
+_DATA_HELP = (
+    "a folder of images (PNG/JPEG/TIFF, 8- or 16-bit, searched recursively), a .npy/.npz "
+    "stack (N, H, W[, C]) in [0, 1] or uint8, or a built-in dataset: fashion_mnist, mnist_5k, "
+    "sine"
+)
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``train`` subcommand to ``subparsers`` (of ``bayesnoise``'s parser)."""
-    train = subparsers.add_parser("train", help="train a score network prior (DSM, resumable)")
-    train.add_argument("dataset", help="fashion_mnist, mnist_5k, sine, or a .npy/.npz path")
+    train = subparsers.add_parser(
+        "train",
+        help="train a score network prior (DSM, resumable) on a folder, an array or a dataset",
+        description="Train a score prior by denoising score matching. Rerunning the same "
+        "command resumes from OUT.state.",
+    )
+    train.add_argument("dataset", metavar="DATA", help=_DATA_HELP)
     train.add_argument("--out", required=True, help="checkpoint to write (.eqx)")
-    train.add_argument("--architecture", default="unet", choices=["unet", "ncsnv2"])
     train.add_argument("--steps", type=int, default=10_000)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--learning-rate", type=float, default=5e-4)
-    train.add_argument("--ema-decay", type=float, default=0.999)
-    train.add_argument("--minutes", type=float, help="wall-time budget; rerun to resume")
-    train.add_argument(
+    data = train.add_argument_group("data")
+    data.add_argument("--glob", help="which files of a folder, e.g. '*.png' (default: images)")
+    data.add_argument("--array-key", help="which array of a .npz file")
+    data.add_argument("--channels", type=int, choices=[1, 3], help="default: the data's")
+    data.add_argument(
+        "--resolution", type=_resolution, help="N or HxW (default: the data's own size)"
+    )
+    data.add_argument("--fit", default="resize", choices=["resize", "random-crop"],
+                      help="how images of another size are brought to --resolution")  # fmt: skip
+    data.add_argument("--crops-per-image", type=int, default=8, help="with --fit random-crop")
+    network = train.add_argument_group("network")
+    network.add_argument("--preset", choices=["tiny", "small", "paper"],
+                         help="network size (default: small)")  # fmt: skip
+    network.add_argument("--architecture", choices=["unet", "ncsnv2"],
+                         help="default: the preset's")  # fmt: skip
+    optimiser = train.add_argument_group("optimisation")
+    optimiser.add_argument("--batch-size", type=int, default=64)
+    optimiser.add_argument("--learning-rate", type=float, default=5e-4)
+    optimiser.add_argument("--ema-decay", type=float, default=0.999)
+    optimiser.add_argument("--grad-clip", type=float, default=1.0, help="global-norm clip")
+    optimiser.add_argument("--warmup-steps", type=int, default=100)
+    optimiser.add_argument("--seed", type=int, default=0)
+    run_group = train.add_argument_group("run")
+    run_group.add_argument("--minutes", type=float, help="wall-time budget; rerun to resume")
+    run_group.add_argument(
         "--checkpoint-every",
         type=int,
         default=250,
         help="steps between checkpoints (the exported prior and the resumable state)",
     )
-    train.add_argument("--dtype", default="float32", choices=["float32", "float16"])
-    train.add_argument("--seed", type=int, default=0)
+    run_group.add_argument("--eval-every", type=int, default=250,
+                           help="steps between held-out evaluations")  # fmt: skip
+    run_group.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    run_group.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                           help="no progress bar or messages")  # fmt: skip
     return train
 
 
@@ -37,25 +70,58 @@ def run(args: argparse.Namespace) -> None:
     """Train as ``args`` say and write the checkpoint ``args.out``."""
     import jax
 
-    from bayesnoise import train
+    from bayesnoise import training  # looked up here, so patches of its names take effect
 
+    quiet = getattr(args, "quiet", False)
     _check_writable_folder(Path(args.out).resolve().parent)
-    train.train_from_config(
+    result = training.train_from_config(
         args.dataset,
         args.architecture,
         args.out,
         steps=args.steps,
+        preset=args.preset,
+        glob=args.glob,
+        array_key=args.array_key,
+        channels=args.channels,
+        resolution=args.resolution,
+        fit=args.fit,
+        crops_per_image=args.crops_per_image,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         ema_decay=args.ema_decay,
+        grad_clip=args.grad_clip,
+        warmup_steps=args.warmup_steps,
         checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every,
         max_wall_time=None if args.minutes is None else 60.0 * args.minutes,
         weights_dtype=args.dtype,
         seed=args.seed,
         device=f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
         command="bayesnoise " + shlex.join(sys.argv[1:]),
+        progress=not quiet and sys.stderr.isatty(),
     )
-    print(f"wrote {args.out}")
+    if not quiet:
+        print(f"wrote {args.out}{_outcome(result)}")
+
+
+def _outcome(result) -> str:
+    """``": 40 steps, train loss 0.03 (finished)"`` from ``train_from_config``'s result."""
+    header = result[1] if isinstance(result, tuple) else {}
+    training = header.get("training")
+    if not training:
+        return ""
+    state = "finished" if training["finished"] else "stopped early; rerun to resume"
+    return f": {training['steps']} steps, train loss {training['train_loss']:.4g} ({state})"
+
+
+def _resolution(text: str) -> tuple[int, int]:
+    """``"64"`` -> (64, 64); ``"48x64"`` -> (48, 64)."""
+    parts = text.lower().split("x")
+    if len(parts) in (1, 2) and all(part.isdigit() and int(part) > 0 for part in parts):
+        return (int(parts[0]), int(parts[-1]))
+    raise argparse.ArgumentTypeError(
+        f"expected a positive size N or HEIGHTxWIDTH (e.g. 64 or 48x64). Got {text!r}."
+    )
 
 
 def _check_writable_folder(folder: Path) -> None:
