@@ -31,29 +31,39 @@ def _writable_directory(path: Path) -> Path:
     return path
 
 
-def _load_npy(path: str, option: str) -> np.ndarray:
-    """The array in the ``.npy`` file given to ``option``, as float32 in the model's units.
+def _load_input(path: str, option: str, model=None):
+    """The image or array file given to ``option``, as float32 in the model's units.
 
-    Every way the file can be wrong (missing, empty, text, an ``.npz``, damaged, pickled
-    objects, an integer dtype with no mapping to [0, 1]) becomes one error naming the option
-    and the file.
+    Any format :func:`bayesnoise.image_io.read_image` reads; every way the file can be wrong
+    (missing, empty, damaged, an unknown format, a dtype with no mapping to [0, 1], a shape
+    the model does not take) becomes one error naming the option and the file.
     """
-    from bayesnoise.data import observation_from_array
+    from bayesnoise.image_io import fit_shape, read_image
 
     source = f"{option} {path!r}"
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"{source}: no such file.")
+    image = read_image(path, name=source)
+    expected = getattr(model, "observation_shape", None)
+    if expected is not None:
+        image = image._replace(values=fit_shape(image.values, expected, source))
+    return image
+
+
+def _version() -> str:
+    """The installed distribution's version (``importlib.metadata``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise ValueError(
-            f"{source} must be a NumPy .npy file (written by numpy.save); it could not be read "
-            f"as one ({type(error).__name__}: {error})."
-        ) from error
-    if not isinstance(array, np.ndarray):  # np.load returns an NpzFile for .npz archives
-        array.close()
-        raise ValueError(f"{source} must be a .npy file holding one array. Got an .npz archive.")
-    return observation_from_array(array, name=source)
+        return version("bayesnoise")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _say(args):
+    """Where human text goes: stdout; stderr with ``--json``; nowhere with ``--quiet``."""
+    if getattr(args, "quiet", False):
+        return lambda *parts: None
+    stream = sys.stderr if getattr(args, "json", False) else sys.stdout
+    return lambda *parts: print(*parts, file=stream)
 
 
 def _latent_shapes(model) -> dict[str, tuple[int, ...]] | None:
@@ -81,8 +91,9 @@ def _latent_shapes(model) -> dict[str, tuple[int, ...]] | None:
         return None
 
 
-def _check_truth(truth: np.ndarray, observation: np.ndarray, model) -> None:
-    """``--truth`` must be x of the model's signal shape, with the observation's image count."""
+def _check_truth(truth: np.ndarray, observation: np.ndarray, model) -> np.ndarray:
+    """``--truth`` must be x of the model's signal shape, with the observation's image count;
+    returned with a channel axis added where a 2-D image needs one."""
     observation_shape = tuple(getattr(model, "observation_shape", observation.shape))
     batch = observation.shape[:1] if observation.shape[1:] == observation_shape else ()
     shapes = _latent_shapes(model)
@@ -92,11 +103,14 @@ def _check_truth(truth: np.ndarray, observation: np.ndarray, model) -> None:
         expected, what = observation.shape, "the observation's shape"
     if batch:
         what += f" for each of the observation's {batch[0]} images"
+    if truth.shape + (1,) == expected:  # a 2-D image gets one channel
+        truth = truth[..., None]
     if truth.shape != expected:
         raise ValueError(
             f"--truth must have {what}: {expected}. Got {truth.shape} "
             f"(the observation has shape {observation.shape})."
         )
+    return truth
 
 
 def _write_json(path: Path, content: dict) -> None:
@@ -119,7 +133,7 @@ def _parse_options(text: str | None) -> dict | None:
     return options
 
 
-def _options_for_sampler(options: dict, sampler: str, file_sampler: str) -> dict:
+def _options_for_sampler(options: dict, sampler: str, file_sampler: str, say=print) -> dict:
     """The model file's ``sampler_options`` (written for ``file_sampler``) that ``sampler``
     takes; the others are dropped, and both are printed."""
     from bayesnoise.samplers import get_sampler
@@ -128,7 +142,7 @@ def _options_for_sampler(options: dict, sampler: str, file_sampler: str) -> dict
     kept = {name: value for name, value in options.items() if name in taken}
     dropped = sorted(set(options) - set(kept))
     if dropped:
-        print(
+        say(
             f"--sampler {sampler} differs from the model file's sampler {file_sampler}: dropped "
             f"its sampler_options {dropped} ({sampler} does not take them); kept {sorted(kept)}."
         )
@@ -171,17 +185,19 @@ def _sample(args) -> dict:
         raise ValueError(
             "--truth needs --observation: without it the model file's simulate() gives both."
         )
+    bit_depth = None
     if args.observation is not None:
-        observation = _load_npy(args.observation, "--observation")
+        observation, bit_depth = _load_input(args.observation, "--observation", module.model)
         if args.truth is not None:
-            truth = {"x": _load_npy(args.truth, "--truth")}
-            _check_truth(truth["x"], observation, module.model)
+            truth_values = _load_input(args.truth, "--truth").values
+            truth = {"x": _check_truth(truth_values, observation, module.model)}
     elif hasattr(module, "simulate"):
         observation, truth = module.simulate(args.seed)
     else:
         raise ValueError(
             f"--observation is required: model file {args.model_file!r} defines no simulate()."
         )
+    images = _image_settings(args, observation, bit_depth)
     settings = {"sampler": "pigdm", "num_steps": 500, "num_chains": 4, "num_draws": 4}
     settings.update(getattr(module, "defaults", {}))
     file_sampler = settings["sampler"]
@@ -195,11 +211,11 @@ def _sample(args) -> dict:
         settings["sampler_options"] = options
     elif settings["sampler"] != file_sampler and settings.get("sampler_options"):
         settings["sampler_options"] = _options_for_sampler(
-            settings["sampler_options"], settings["sampler"], file_sampler
+            settings["sampler_options"], settings["sampler"], file_sampler, say=_say(args)
         )
 
     started = time.perf_counter()
-    tree = bn.sample(module.model, observation, seed=args.seed, progress=True, **settings)
+    tree = bn.sample(module.model, observation, seed=args.seed, progress=not args.quiet, **settings)
     summary = bn.summarize(tree)
     summary["wall_time_s"] = time.perf_counter() - started
     summary["settings"] = {k: v for k, v in settings.items()}
@@ -212,6 +228,8 @@ def _sample(args) -> dict:
         truth = {k: np.asarray(v)[0] if first else np.asarray(v) for k, v in truth.items()}
         summary["metrics"] = _metrics(posterior, truth)
     bn.save_datatree(tree, out / "posterior.nc")
+    if images is not None:
+        summary["images"] = _write_posterior_images(tree, out, *images)
     _write_json(out / "summary.json", summary)
     shown = np.asarray(observation)[0] if first else np.asarray(observation)
     write_report(
@@ -230,6 +248,51 @@ def _sample(args) -> dict:
             "guidance_weight."
         )
     return summary
+
+
+def _image_settings(args, observation, bit_depth) -> tuple[str, int] | None:
+    """``(extension, bit depth)`` of the posterior images ``--save-images`` asks for, checked
+    before sampling; ``None`` without ``--save-images``."""
+    if not args.save_images:
+        return None
+    observation_file = Path(args.observation or "")
+    extension = args.image_format or (
+        "tiff" if observation_file.suffix.lower() in (".tif", ".tiff") else "png"
+    )
+    depth = int(args.image_bit_depth) if args.image_bit_depth != "same" else (bit_depth or 8)
+    channels = np.shape(observation)[-1] if np.ndim(observation) >= 3 else 1
+    if extension == "png" and depth == 16 and channels > 1:
+        raise ValueError(
+            f"--image-bit-depth {depth} with --image-format png: a 16-bit PNG holds one channel "
+            f"(Pillow's limit) and the observation has {channels}. Use --image-format tiff."
+        )
+    return extension, depth
+
+
+def _write_posterior_images(tree, out: Path, extension: str, bit_depth: int) -> list[str]:
+    """``{name}_posterior_mean`` and ``_std`` images of every image-shaped latent (over the
+    draws that did not diverge), one file per observation of a batch; the file names."""
+    from bayesnoise.image_io import write_image
+
+    batch = "image" in tree.posterior.dims
+    written = []
+    for name in tree.posterior.data_vars:
+        draws = np.asarray(tree.posterior[name])
+        draws = draws.reshape((-1,) + draws.shape[2:])  # (trajectory, [image,] ...)
+        event_rank = draws.ndim - 1 - batch
+        if event_rank not in (2, 3):  # vectors and scalar parameters are not images
+            continue
+        for index in range(draws.shape[1] if batch else 1):
+            values = draws[:, index] if batch else draws
+            finite = values[np.all(np.isfinite(values.reshape(len(values), -1)), axis=1)]
+            if len(finite) == 0:
+                continue
+            suffix = f"_{index}" if batch else ""
+            for statistic, image in (("mean", finite.mean(0)), ("std", finite.std(0))):
+                filename = f"{name}_posterior_{statistic}{suffix}.{extension}"
+                write_image(out / filename, image, bit_depth)
+                written.append(filename)
+    return written
 
 
 _POSTERIOR_LAYOUT = {
@@ -324,12 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
     from bayesnoise.samplers import SAMPLERS
 
     parser = argparse.ArgumentParser(prog="bayesnoise", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     sample = commands.add_parser("sample", help="sample the posterior of a model file")
     sample.add_argument("model_file")
-    sample.add_argument("--observation", help="y as .npy (default: the model's simulate())")
-    sample.add_argument("--truth", help="the true x as .npy, for PSNR/SSIM")
+    sample.add_argument(
+        "--observation",
+        help="y as PNG/JPEG/TIFF (8/16-bit), FITS, .npy or one-array .npz; uint8 /255, uint16 "
+        "/65535, floats as they are; layout (H, W, C) (default: the model's simulate())",
+    )
+    sample.add_argument("--truth", help="the true x (same formats), for PSNR/SSIM")
     sample.add_argument("--sampler", help=f"one of {', '.join(sorted(SAMPLERS))}")
     sample.add_argument("--chains", dest="num_chains", type=int)
     sample.add_argument("--draws", dest="num_draws", type=int)
@@ -346,6 +414,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True, help="output directory")
+    sample.add_argument(
+        "--save-images",
+        action="store_true",
+        help="also write each image latent's posterior mean and std as images, e.g. "
+        "x_posterior_mean.png (values clipped to [0, 1])",
+    )
+    sample.add_argument(
+        "--image-format",
+        choices=["png", "tiff"],
+        help="of --save-images (default: tiff for a TIFF observation, else png)",
+    )
+    sample.add_argument(
+        "--image-bit-depth",
+        choices=["8", "16", "same"],
+        default="same",
+        help="of --save-images; 'same' (default): the observation file's (8 for floats)",
+    )
+    sample.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as one JSON document on stdout; human text goes to stderr",
+    )
+    sample.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no human text (errors only)"
+    )
 
     report = commands.add_parser("report", help="(re)write the report of a posterior.nc")
     report.add_argument("posterior")
@@ -377,8 +470,12 @@ def main(argv=None) -> int:
     try:
         if args.command == "sample":
             summary = _sample(args)
-            print(json.dumps({k: summary[k] for k in summary if k != "settings"}, indent=2))
-            print(f"wrote {Path(args.out) / 'report.html'}")
+            say = _say(args)
+            if args.json:
+                print(json.dumps(summary))
+            else:
+                say(json.dumps({k: summary[k] for k in summary if k != "settings"}, indent=2))
+            say(f"wrote {Path(args.out) / 'report.html'}")
         elif args.command == "report":
             _report(args)
         elif args.command == "bench":

@@ -82,7 +82,7 @@ def _never_sample(*args, **kwargs):
         (b"", r"must be a NumPy .npy file \(written by numpy.save\); it could not be read"),
         (b"0.1 0.2\n0.3 0.4\n", r"must be a NumPy .npy file"),
         ("truncated", r"must be a NumPy .npy file"),
-        ("npz", r"must be a .npy file holding one array. Got an .npz archive"),
+        ("npz", r"must hold one array. Got an .npz archive with 2: \['x', 'y'\]"),
         ("int16", r"must be floating .* Got dtype int16: signed integers have no single mapping"),
         ("missing", r"no such file"),
     ],
@@ -102,7 +102,7 @@ def test_bad_input_files_exit_2_with_one_message(
         np.save(bad, np.zeros((16, 16, 1), np.float32))
         bad.write_bytes(bad.read_bytes()[:200])
     elif content == "npz":
-        np.savez(bad, y=np.zeros((16, 16, 1)))
+        np.savez(bad, x=np.zeros((16, 16, 1)), y=np.zeros((16, 16, 1)))
         bad = tmp_path / "bad.npy.npz"
     elif content == "int16":
         np.save(bad, np.zeros((16, 16, 1), np.int16))
@@ -124,7 +124,7 @@ def test_bad_input_files_exit_2_with_one_message(
 @pytest.mark.parametrize(
     ("truth_shape", "message"),
     [
-        ((16, 16), r"--truth must have the model's signal shape \(16, 16, 1\): \(16, 16, 1\). "),
+        ((16, 16, 3), r"--truth must have the model's signal shape \(16, 16, 1\): \(16, 16, 1\). "),
         ((2, 16, 16, 1), r"Got \(2, 16, 16, 1\) \(the observation has shape \(16, 16, 1\)\)"),
     ],
 )
@@ -295,3 +295,96 @@ def test_invalid_options_name_the_option(tmp_path, capsys, monkeypatch, options,
     code = main(["sample", "models/gaussian_toy.py", "--options", options, "--out", str(tmp_path)])
     assert code == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+# Image files in, posterior images out; --json, --quiet, --version.
+
+
+def test_png_and_tiff_in_posterior_images_out_with_json_on_stdout(tmp_path, capsys):
+    """A 16-bit grey PNG observation and an 8-bit TIFF truth, both 2-D (given C = 1); with
+    --json stdout is exactly one JSON document, and --quiet leaves stderr empty."""
+    import imageio.v3 as iio
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    y = rng.uniform(0.3, 0.7, (16, 16))
+    iio.imwrite(tmp_path / "y.png", np.round(y * 65535).astype(np.uint16))
+    tifffile.imwrite(tmp_path / "x.tif", np.round(y * 255).astype(np.uint8))
+    out = tmp_path / "run"
+    code = main(
+        ["sample", "models/gaussian_toy.py", "--observation", str(tmp_path / "y.png")]
+        + ["--truth", str(tmp_path / "x.tif"), "--steps", "10", "--chains", "2", "--draws", "2"]
+        + ["--out", str(out), "--save-images", "--json", "--quiet"]
+    )
+    assert code == 0
+    printed = capsys.readouterr()
+    assert printed.err == ""
+    summary = json.loads(printed.out)  # one document, nothing else
+    assert summary["settings"]["num_steps"] == 10 and "x" in summary["metrics"]
+    assert summary["images"] == [
+        "n_posterior_mean.png", "n_posterior_std.png", "x_posterior_mean.png",
+        "x_posterior_std.png",
+    ]  # fmt: skip
+    mean = iio.imread(out / "x_posterior_mean.png")
+    assert mean.dtype == np.uint16 and mean.shape == (16, 16)  # the input's bit depth
+    tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
+    expected = tree["posterior"]["x"].mean(("chain", "draw")).values[..., 0]
+    np.testing.assert_allclose(mean / 65535, np.clip(expected, 0, 1), atol=1 / 65535)
+
+
+def test_json_sends_human_text_to_stderr(tmp_path, capsys, monkeypatch):
+    model_file = tmp_path / "model.py"
+    model_file.write_text(
+        Path("models/gaussian_toy.py").read_text()
+        + '\ndefaults = {"sampler": "predictor_corrector", "sampler_options": '
+        + '{"signal_to_noise": 0.1}}\n'
+    )
+    _capture_sample(monkeypatch)
+    main(["sample", str(model_file), "--sampler", "dps", "--json", "--out", str(tmp_path / "r")])
+    printed = capsys.readouterr()
+    assert printed.out == "" and "dropped its sampler_options ['signal_to_noise']" in printed.err
+    main(["sample", str(model_file), "--sampler", "dps", "--quiet", "--out", str(tmp_path / "r")])
+    printed = capsys.readouterr()
+    assert printed.out == "" and "dropped" not in printed.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--image-bit-depth", "16"], r"a 16-bit PNG holds one channel .* has 3. Use --image-fo"),
+        ([], r"must have the model's observation shape \(16, 16, 1\) \(height, width, channels\)"),
+    ],
+)
+def test_image_shape_and_format_are_checked_before_sampling(
+    tmp_path, capsys, monkeypatch, args, message
+):
+    import imageio.v3 as iio
+
+    _capture_sample(monkeypatch)
+    iio.imwrite(tmp_path / "rgb.png", np.zeros((16, 16, 3), np.uint8))
+    model_file = "models/gaussian_toy.py"
+    if args:  # a colour model, so that only the output format is wrong
+        model_file = tmp_path / "colour.py"
+        model_file.write_text(
+            "import bayesnoise as bn\n"
+            "prior = bn.GaussianPrior((16, 16, 3), bn.VPSDE(), mean=0.5, variance=0.04)\n"
+            "model = bn.joint_model(prior, prior, measurement_std=0.01)\n"
+        )
+    code = main(
+        ["sample", str(model_file), "--observation", str(tmp_path / "rgb.png")]
+        + ["--save-images", "--out", str(tmp_path / "run"), *args]
+    )
+    assert code == 2
+    error = capsys.readouterr().err
+    assert re.search(message, error), error
+    if not args:
+        assert "Got (16, 16, 3). The image has 3 channels and the model takes 1" in error
+
+
+def test_version_comes_from_the_installed_metadata(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bayesnoise {version('bayesnoise')}"
