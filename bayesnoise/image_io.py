@@ -8,7 +8,7 @@ One layout and one value rule, whatever the format:
   :func:`bayesnoise.data.observation_from_array` does: unsigned integers are divided by their
   dtype's maximum (``uint8`` by 255, ``uint16`` by 65 535), floating values are taken as
   already in the model's range (``[0, 1]`` for the shipped priors), signed integers are
-  refused (no single mapping).
+  refused (no single mapping). A 1-bit image reads as 0 and 1; a palette PNG as its colours.
 
 Writing is the inverse: values are clipped to ``[0, 1]`` and rounded to 8 or 16 bits, PNG or
 TIFF by the file's extension, atomically (:func:`bayesnoise.atomic.atomic_path`).
@@ -83,6 +83,8 @@ def read_image(path: str | Path, name: str | None = None) -> ImageData:
             f"{source} must be an image or array file ending in one of {list(READ_SUFFIXES)}. "
             f"Got the ending {path.suffix!r}."
         )
+    if array.dtype == np.bool_:  # a 1-bit (bilevel) image: False -> 0, True -> 1
+        array = array.astype(np.uint8) * np.uint8(255)
     bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(array.dtype)
     return ImageData(observation_from_array(array, name=source), bit_depth)
 

@@ -55,6 +55,15 @@ def test_float_tiff_and_npy_are_taken_as_they_are(tmp_path):
         np.testing.assert_array_equal(image.values, values)
 
 
+def test_bilevel_png_reads_as_zeros_and_ones(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.eye(4, dtype=bool)).save(tmp_path / "mask.png")
+    image = read_image(tmp_path / "mask.png")
+    np.testing.assert_array_equal(image.values, np.eye(4, dtype=np.float32)[..., None])
+    assert image.bit_depth == 8
+
+
 def test_jpeg_is_read_as_8_bit(tmp_path):
     iio.imwrite(tmp_path / "photo.jpg", np.full((8, 8, 3), 128, np.uint8))
     image = read_image(tmp_path / "photo.jpg")
