@@ -29,7 +29,7 @@ from bayesnoise.priors.distribution import ScorePriorDistribution
 
 __all__ = ["joint_model", "JointModel", "LIKELIHOODS", "MIXING_SITE", "MEASUREMENT_STD_SITE"]
 
-LIKELIHOODS = ("gaussian", "poisson")
+LIKELIHOODS = ("gaussian", "poisson", "poisson_gaussian")
 MIXING_SITE = "alpha"
 MEASUREMENT_STD_SITE = "sigma"
 
@@ -113,6 +113,51 @@ def _check_measurement_std(measurement_std) -> float | jax.Array | dist.Distribu
     return jnp.asarray(values, dtype=jnp.float32)
 
 
+def _check_positive_number(name: str, value, likelihood: str) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float | np.integer | np.floating)
+        or not (math.isfinite(value) and value > 0)
+    ):
+        raise ValueError(
+            f"{name} must be a positive finite number for a {likelihood} likelihood. "
+            f"Got {name}={value!r}."
+        )
+    return float(value)
+
+
+def _check_likelihood(likelihood, measurement_std, photon_rate, gain, read_std) -> dict:
+    """The likelihood's own arguments, validated: ``photon_rate`` (poisson), ``gain`` and
+    ``read_std`` (poisson_gaussian); given for another likelihood, they are an error."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Got likelihood={likelihood!r}.")
+    if likelihood != "gaussian" and isinstance(measurement_std, dist.Distribution):
+        raise ValueError(f"measurement_std must be a number for a {likelihood} likelihood.")
+    if likelihood == "poisson" and not (
+        isinstance(photon_rate, int | float)
+        and not isinstance(photon_rate, bool)
+        and math.isfinite(photon_rate)
+        and photon_rate > 0
+    ):
+        raise ValueError(
+            "photon_rate must be a positive number, and finite, for a poisson likelihood. "
+            f"Got {photon_rate!r}."
+        )
+    if likelihood != "poisson_gaussian":
+        for name, value in (("gain", gain), ("read_std", read_std)):
+            if value is not None:
+                raise ValueError(
+                    f"{name} is an argument of likelihood='poisson_gaussian'. "
+                    f"Got {name}={value!r} with likelihood={likelihood!r}."
+                )
+        return {"photon_rate": photon_rate}
+    return {
+        "photon_rate": photon_rate,
+        "gain": _check_positive_number("gain", gain, likelihood),
+        "read_std": _check_positive_number("read_std", read_std, likelihood),
+    }
+
+
 def joint_model(
     signal_prior: AbstractScorePrior,
     noise_prior: AbstractScorePrior | None = None,
@@ -122,6 +167,8 @@ def joint_model(
     measurement_std: float | dist.Distribution = 0.01,
     likelihood: str = "gaussian",
     photon_rate: float | None = None,
+    gain: float | None = None,
+    read_std: float | None = None,
     mixing: float | dist.Distribution | None = None,
 ) -> Callable:
     """The NumPyro model of y = A(x) + B(n) + noise.
@@ -134,10 +181,21 @@ def joint_model(
     measurement_std : sigma of the Gaussian likelihood: a number, or an array broadcastable to
         the observation shape; finite and > 0 (every element). A scalar NumPyro distribution
         on (0, inf), e.g. ``dist.HalfNormal(0.05)``, makes it unknown: site ``"sigma"``.
-    likelihood : ``"gaussian"`` or ``"poisson"``. The Poisson model is DPS's shot-noise
-        approximation (DPS eq. 19): y ~ Normal(A(x) + B(n), sqrt(y / photon_rate)), i.e. the
-        residual weighted by 1 / y, with counts y * photon_rate.
-    photon_rate : counts per unit intensity (Poisson only).
+    likelihood : ``"gaussian"``, ``"poisson"`` or ``"poisson_gaussian"``. The Poisson model is
+        DPS's shot-noise approximation (DPS eq. 19): y ~ Normal(A(x) + B(n), sqrt(y /
+        photon_rate)), i.e. the residual weighted by 1 / y, with counts y * photon_rate.
+        The Poisson–Gaussian model (microscopy, low light) is shot noise with a gain plus
+        Gaussian read noise, y = gain Poisson(mu / gain) + N(0, read_std^2) with
+        mu = A(x) + B(n), replaced by its differentiable Gaussian approximation of the same
+        mean and variance, y ~ Normal(mu, sqrt(gain max(mu, 0) + read_std^2)): the variance
+        depends on the signal (clipped at mu = 0; the mean is not clipped, so the gradient
+        still pulls a negative mu up). Guidances that hold the likelihood's variance fixed in a
+        solve (pigdm, proximal) evaluate it at Tweedie's estimate, a plug-in approximation;
+        dps and data_consistency differentiate through it.
+    photon_rate : counts per unit intensity (poisson only).
+    gain, read_std : the intensity per detected photon (y and mu in the same units) and the
+        std of the read noise, both finite and > 0 (poisson_gaussian only; ``measurement_std``
+        is not used then).
     mixing : alpha in y = (1 - alpha) A(x) + alpha B(n): a number in [0, 1], or a scalar
         NumPyro distribution on [0, 1], e.g. ``dist.Beta(2, 2)``, for an unknown one (site
         ``"alpha"``). None (default): y = A(x) + B(n).
@@ -147,22 +205,11 @@ def joint_model(
     A :class:`JointModel`: call it as the NumPyro model
     ``model(observation=None, diffusion_time=0.0)``.
     """
-    if likelihood not in LIKELIHOODS:
-        raise ValueError(f"likelihood must be one of {LIKELIHOODS}. Got likelihood={likelihood!r}.")
+    likelihood_arguments = _check_likelihood(
+        likelihood, measurement_std, photon_rate, gain, read_std
+    )
     measurement_std = _check_measurement_std(measurement_std)
     mixing = _check_mixing(mixing, noise_prior)
-    if likelihood == "poisson" and isinstance(measurement_std, dist.Distribution):
-        raise ValueError("measurement_std must be a number for a poisson likelihood.")
-    if likelihood == "poisson" and not (
-        isinstance(photon_rate, int | float)
-        and not isinstance(photon_rate, bool)
-        and math.isfinite(photon_rate)
-        and photon_rate > 0
-    ):
-        raise ValueError(
-            "photon_rate must be a positive number, and finite, for a poisson likelihood. "
-            f"Got {photon_rate!r}."
-        )
     signal_operator = signal_operator or _identity
     observation_shape = _check_operator("signal_operator", signal_operator, signal_prior)
     if noise_prior is not None:
@@ -185,10 +232,16 @@ def joint_model(
         noise_operator=noise_operator,
         measurement_std=measurement_std,
         likelihood=likelihood,
-        photon_rate=photon_rate,
         observation_shape=observation_shape,
         mixing=mixing,
+        **likelihood_arguments,
     )
+
+
+def _poisson_gaussian_std(mean, gain, read_std):
+    """sqrt(gain max(mean, 0) + read_std^2): the std of gain Poisson(mean / gain) +
+    N(0, read_std^2), whose variance is gain^2 (mean / gain) + read_std^2."""
+    return jnp.sqrt(gain * jnp.maximum(mean, 0.0) + read_std**2)
 
 
 def _identity(signal):
@@ -219,6 +272,8 @@ class JointModel(eqx.Module):
     photon_rate: float | None
     observation_shape: tuple[int, ...] = eqx.field(static=True)
     mixing: Any = None
+    gain: float | None = None
+    read_std: float | None = None
 
     @property
     def num_measurements(self) -> int:
@@ -236,6 +291,8 @@ class JointModel(eqx.Module):
                 predicted = (1.0 - alpha) * predicted + alpha * self.noise_operator(n)
         if self.likelihood == "gaussian":
             scale = _value_or_site(MEASUREMENT_STD_SITE, self.measurement_std)
+        elif self.likelihood == "poisson_gaussian":
+            scale = _poisson_gaussian_std(predicted, self.gain, self.read_std)
         else:
             counts = predicted if observation is None else observation
             scale = jnp.sqrt(jnp.maximum(counts, 1.0 / self.photon_rate) / self.photon_rate)

@@ -7,17 +7,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.ndimage
 import scipy.signal
 
+import bayesnoise as bn
 from bayesnoise.operators import (
     AbstractLinearOperator,
     Blur,
     DenseMatrix,
+    FFTBlur,
+    FourierSampling,
     Identity,
     Mask,
     Nonlinear,
     Scale,
     Subsample,
+    SuperResolution,
+    cartesian_mask,
     gaussian_kernel,
     random_gaussian_matrix,
 )
@@ -50,6 +56,19 @@ LINEAR_OPERATORS = [
     ("blur-gaussian", lambda key: Blur((28, 28, 1), gaussian_kernel(5, 1.0)), (28, 28, 1)),
     ("blur-rgb", lambda key: Blur((16, 12, 3), _normal(key, (3, 5))), (16, 12, 3)),
     ("blur-gray", lambda key: Blur((10, 9), _normal(key, (7, 3))), (10, 9)),
+    ("fftblur-rgb-even", lambda key: FFTBlur((16, 12, 3), _normal(key, (4, 6))), (16, 12, 3)),
+    ("fftblur-gray", lambda key: FFTBlur((10, 9), _normal(key, (10, 9))), (10, 9)),
+    (
+        "fourier-cartesian",
+        lambda key: FourierSampling((16, 12, 1), cartesian_mask((16, 12), 3, 0.25)),
+        (16, 12, 1, 2),
+    ),
+    (
+        "fourier-rgb-mask",
+        lambda key: FourierSampling((8, 7, 3), _normal(key, (8, 7, 3)) > 0),
+        (8, 7, 3, 2),
+    ),
+    ("superres-rgb", lambda key: SuperResolution((6, 9, 3), 3), (2, 3, 3)),
 ]
 LINEAR_IDS = [case[0] for case in LINEAR_OPERATORS]
 
@@ -178,6 +197,157 @@ def test_blur_matches_scipy_convolve2d(key):
         np.testing.assert_allclose(blurred[..., channel], expected, rtol=1e-5, atol=1e-5)
 
 
+def _dense(linear_map, input_shape, batched=True):
+    """The matrix of ``linear_map`` (float64), column k its value on the k-th basis vector;
+    ``batched``: apply it to all basis vectors at once with ``jax.vmap``."""
+    size = int(np.prod(input_shape))
+    basis = np.eye(size, dtype=np.float32).reshape(size, *input_shape)
+    if batched:
+        values = eqx.filter_jit(lambda f, xs: jax.vmap(f)(xs))(linear_map, jnp.asarray(basis))
+    else:
+        values = [linear_map(e) for e in basis]
+    return np.asarray(values, np.float64).reshape(size, -1).T
+
+
+def _circular_convolution(kernel):
+    """y[i, j] = sum_ab kernel[a, b] x[i - a + c_h, j - b + c_w] (periodic), in NumPy."""
+    centre_height, centre_width = kernel.shape[0] // 2, kernel.shape[1] // 2
+
+    def convolve(x):
+        return sum(
+            kernel[a, b] * np.roll(x, (a - centre_height, b - centre_width), axis=(0, 1))
+            for a in range(kernel.shape[0])
+            for b in range(kernel.shape[1])
+        )
+
+    return convolve
+
+
+def _fourier_reference(mask):
+    def transform(x):
+        coefficients = np.where(mask, np.fft.fft2(x, axes=(0, 1), norm="ortho"), 0)
+        return np.stack([coefficients.real, coefficients.imag], axis=-1)
+
+    return transform
+
+
+def _average_pool(factor):
+    def pool(x):
+        height, width, channels = x.shape
+        return x.reshape(height // factor, factor, width // factor, factor, channels).mean((1, 3))
+
+    return pool
+
+
+KERNEL_3X4 = np.arange(1.0, 13.0).reshape(3, 4) * np.array([1, -2, 0.5, 3])  # odd x even
+MASK_6X6 = (np.arange(36).reshape(6, 6, 1) * 7) % 5 < 2
+
+# Each entry: (id, operator, a NumPy reference of its forward map).
+DENSE_CASES = [
+    ("fftblur", FFTBlur((6, 6, 1), KERNEL_3X4), _circular_convolution(KERNEL_3X4)),
+    ("fourier", FourierSampling((6, 6, 1), MASK_6X6), _fourier_reference(MASK_6X6)),
+    ("superres", SuperResolution((8, 8, 1), 2), _average_pool(2)),
+]
+
+
+@pytest.mark.parametrize("name, operator, reference", DENSE_CASES, ids=[c[0] for c in DENSE_CASES])
+def test_against_dense_matrix(name, operator, reference):
+    """A's matrix (from basis vectors) matches a NumPy reference; A^T's matrix is its transpose."""
+    forward = _dense(operator, operator.input_shape)
+    adjoint = _dense(operator.transpose, operator.output_shape)
+    expected = _dense(reference, operator.input_shape, batched=False)
+    np.testing.assert_allclose(forward, expected, atol=1e-5)
+    np.testing.assert_allclose(adjoint, forward.T, atol=1e-5)
+
+
+def test_fft_blur_matches_scipy_wrap_and_blur_inside(key):
+    """Odd kernels: scipy.ndimage.convolve(mode="grid-wrap"); away from the border, Blur."""
+    kernel = np.asarray(_normal(key, (5, 3)), np.float64)
+    x = _normal(jax.random.fold_in(key, 1), (12, 9, 2))
+    blurred = np.asarray(FFTBlur((12, 9, 2), kernel)(x))
+    for channel in range(2):
+        expected = scipy.ndimage.convolve(
+            np.asarray(x[..., channel], np.float64), kernel, mode="grid-wrap"
+        )
+        np.testing.assert_allclose(blurred[..., channel], expected, atol=1e-5)
+    direct = np.asarray(Blur((12, 9, 2), kernel)(x))
+    np.testing.assert_allclose(blurred[2:-2, 1:-1], direct[2:-2, 1:-1], atol=1e-5)
+
+
+def test_fourier_sampling_full_mask_is_unitary(key):
+    operator = FourierSampling((8, 6, 2), np.ones((8, 6), bool))
+    x = _normal(key, (8, 6, 2))
+    measured = operator(x)
+    np.testing.assert_allclose(np.linalg.norm(measured), np.linalg.norm(x), rtol=1e-5)
+    np.testing.assert_allclose(operator.transpose(measured), x, atol=1e-5)
+    np.testing.assert_allclose(
+        _dense(operator.transpose, (8, 6, 2, 2)) @ _dense(operator, (8, 6, 2)),
+        np.eye(96),
+        atol=1e-5,
+    )
+
+
+def test_fourier_sampling_zero_outside_the_mask(key):
+    mask = cartesian_mask((8, 10), acceleration=2, center_fraction=0.2, seed=1)
+    measured = FourierSampling((8, 10, 1), mask)(_normal(key, (8, 10, 1)))
+    assert np.all(measured[~mask] == 0)
+    assert np.count_nonzero(np.asarray(measured)[mask]) > 0
+
+
+@pytest.mark.parametrize("acceleration", [1, 2, 4, 5.5])
+def test_cartesian_mask(acceleration):
+    shape, center_fraction = (12, 40), 0.1
+    mask = cartesian_mask(shape, acceleration, center_fraction, seed=3)
+    assert mask.shape == shape
+    assert mask.dtype == bool
+    np.testing.assert_array_equal(mask, np.broadcast_to(mask[:1], shape))  # whole columns
+    assert mask[0].sum() == round(40 / acceleration)
+    assert abs(40 / mask[0].sum() - acceleration) <= acceleration**2 / 40
+    centred = np.fft.fftshift(mask[0])
+    assert centred[18:22].all()  # the 4 columns around zero frequency (index 20)
+    np.testing.assert_array_equal(cartesian_mask(shape, acceleration, center_fraction, 3), mask)
+    if acceleration > 1:
+        assert not np.array_equal(cartesian_mask(shape, acceleration, center_fraction, 4), mask)
+
+
+def test_new_operators_in_a_joint_model_under_dps(key):
+    """The new operators as A and B of models with Gaussian priors: short DPS runs are finite.
+
+    y = FFTBlur(x) + SuperResolution(n) + eps (x of 6 x 6, n of 12 x 12), and y = F_M x + eps.
+    """
+    sde = bn.VPSDE(beta_min=0.1, beta_max=20.0)
+    signal = bn.GaussianPrior((6, 6, 1), sde, variance=0.25)
+    noise = bn.GaussianPrior((12, 12, 1), sde, variance=0.01)
+    blurred_plus_pooled = bn.joint_model(
+        signal,
+        noise,
+        signal_operator=FFTBlur((6, 6, 1), gaussian_kernel(3, 1.0)),
+        noise_operator=SuperResolution((12, 12, 1), 2),
+        measurement_std=0.05,
+    )
+    mask = cartesian_mask((6, 6), 2, center_fraction=0.34)
+    fourier = bn.joint_model(
+        signal, signal_operator=FourierSampling((6, 6, 1), mask), measurement_std=0.05
+    )
+    truth = {"x": 0.5 * _normal(key, (6, 6, 1)), "n": 0.1 * _normal(key, (12, 12, 1))}
+    for model, latent_names in [(blurred_plus_pooled, ("x", "n")), (fourier, ("x",))]:
+        target = bn.target.posterior_target(model)
+        observation = target.predicted_observation({name: truth[name] for name in latent_names})
+        tree = bn.sample(
+            model,
+            np.asarray(observation),
+            sampler="dps",
+            sampler_options={"guidance_weight": 0.3},
+            num_chains=1,
+            num_draws=2,
+            num_steps=8,
+            progress=False,
+        )
+        for name, value in tree.posterior.items():
+            assert np.all(np.isfinite(np.asarray(value))), name
+        assert np.asarray(tree.posterior["x"]).shape == (1, 2, 6, 6, 1)
+
+
 def test_gaussian_kernel():
     kernel = gaussian_kernel(7, 1.5)
     assert kernel.shape == (7, 7)
@@ -240,6 +410,42 @@ ERRORS = [
     (
         lambda: Blur((28,), jnp.ones((3, 3))),
         "shape must be (height, width, *channels). Got shape=(28,).",
+    ),
+    (
+        lambda: FFTBlur((8, 6, 1), jnp.ones((9, 3))),
+        "kernel must be 2-D and at most (height, width)=(8, 6). Got kernel.shape=(9, 3).",
+    ),
+    (
+        lambda: FFTBlur((8, 6, 1), jnp.ones(3)),
+        "kernel must be 2-D and at most (height, width)=(8, 6). Got kernel.shape=(3,).",
+    ),
+    (lambda: FFTBlur((8,), jnp.ones((3, 3))), "shape must be (height, width, *channels)."),
+    (
+        lambda: FourierSampling((8, 6, 1), jnp.ones((6, 8), bool)),
+        "mask must have shape (height, width)=(8, 6) or shape=(8, 6, 1). Got mask.shape=(6, 8).",
+    ),
+    (
+        lambda: FourierSampling((2, 2, 1), jnp.array([[0.0, 2.0], [1.0, 1.0]])),
+        "mask must contain only 0 and 1. Got values [0.0, 1.0, 2.0].",
+    ),
+    (
+        lambda: SuperResolution((28, 28, 1), 3),
+        "shape's height and width must be divisible by factor=3. Got shape=(28, 28, 1).",
+    ),
+    (lambda: SuperResolution((28, 28, 1), 0), "factor must be a positive int. Got factor=0."),
+    (lambda: SuperResolution((28, 28, 1), 2.0), "factor must be a positive int. Got factor=2.0."),
+    (
+        lambda: cartesian_mask((8, 8), 0.5),
+        "acceleration must be a finite number >= 1. Got 0.5.",
+    ),
+    (
+        lambda: cartesian_mask((8, 8), 2, center_fraction=1.5),
+        "center_fraction must be a number in [0, 1]. Got 1.5.",
+    ),
+    (
+        lambda: cartesian_mask((8, 20), 4, center_fraction=0.5),
+        "center_fraction=0.5 keeps 10 columns, more than the 5 that acceleration=4 allows "
+        "of width=20.",
     ),
     (lambda: gaussian_kernel(4, 1.0), "size must be a positive odd int. Got size=4."),
     (lambda: gaussian_kernel(5, 0.0), "std must be positive. Got std=0.0."),

@@ -66,8 +66,8 @@ class FFTBlur(AbstractLinearOperator):
 
     y[i, j] = sum_{a, b} kernel[a, b] x[(i - a + c_h) mod H, (j - b + c_w) mod W] with the
     kernel's centre (c_h, c_w) = (kernel_height // 2, kernel_width // 2) (the middle pixel of
-    an odd kernel) at zero shift, i.e. ``scipy.ndimage.convolve(..., mode="wrap")`` for odd
-    kernels. Periodic boundaries make it diagonal in Fourier: y = F^-1(K F x) with K the
+    an odd kernel) at zero shift, i.e. ``scipy.ndimage.convolve(..., mode="grid-wrap")`` for
+    odd kernels. Periodic boundaries make it diagonal in Fourier: y = F^-1(K F x) with K the
     kernel's transfer function; the adjoint is the correlation F^-1(conj(K) F y).
 
     Parameters

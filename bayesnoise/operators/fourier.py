@@ -28,10 +28,11 @@ class FourierSampling(AbstractLinearOperator):
 
     y = M F x with F the orthonormal DFT over height and width (``norm="ortho"``, so F^H F = I)
     and M the sampling mask. The output has shape ``(height, width, *channels, 2)``: the real
-    and imaginary parts on the last axis, both zero where the mask is false (unsampled
-    coefficients are no measurement: their residual is zero whatever the observation holds
-    there, so they add only a constant to a Gaussian log-likelihood). The adjoint in the real
-    inner product is x = Re(F^H M (y_re + i y_im)); with a full mask F^T F = I.
+    and imaginary parts on the last axis, both zero where the mask is false (there the
+    prediction is zero whatever x is, so an observation's values there add only a constant to
+    a Gaussian log-likelihood; pass zeros). The adjoint in the real
+    inner product is x = Re(F^H M (y_re + i y_im)); with a full mask A^T A = I (A A^T is not:
+    the spectrum of a real x is Hermitian, so its (real, imaginary) pairs are redundant).
 
     Parameters
     ----------
@@ -42,6 +43,13 @@ class FourierSampling(AbstractLinearOperator):
         with ``numpy.fft.fftshift``), of shape ``(height, width)`` (the same on every channel)
         or ``shape``; booleans or 0/1 (the 0/1 check is skipped for a traced ``mask``).
         See :func:`cartesian_mask`.
+
+    Examples
+    --------
+    >>> mask = cartesian_mask((28, 28), acceleration=4, center_fraction=0.08)
+    >>> operator = FourierSampling((28, 28, 1), mask)
+    >>> operator.output_shape
+    (28, 28, 1, 2)
     """
 
     mask: Bool[Array, "height width *channels"]
