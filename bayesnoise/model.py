@@ -143,19 +143,18 @@ def _check_likelihood(likelihood, measurement_std, photon_rate, gain, read_std) 
             "photon_rate must be a positive number, and finite, for a poisson likelihood. "
             f"Got {photon_rate!r}."
         )
-    if likelihood != "poisson_gaussian":
-        for name, value in (("gain", gain), ("read_std", read_std)):
-            if value is not None:
-                raise ValueError(
-                    f"{name} is an argument of likelihood='poisson_gaussian'. "
-                    f"Got {name}={value!r} with likelihood={likelihood!r}."
-                )
-        return {"photon_rate": photon_rate}
-    return {
-        "photon_rate": photon_rate,
-        "gain": _check_positive_number("gain", gain, likelihood),
-        "read_std": _check_positive_number("read_std", read_std, likelihood),
-    }
+    owners = {"photon_rate": "poisson", "gain": "poisson_gaussian", "read_std": "poisson_gaussian"}
+    given = {"photon_rate": photon_rate, "gain": gain, "read_std": read_std}
+    for name, value in given.items():
+        if value is not None and owners[name] != likelihood:
+            raise ValueError(
+                f"{name} is an argument of likelihood={owners[name]!r}. "
+                f"Got {name}={value!r} with likelihood={likelihood!r}."
+            )
+    if likelihood == "poisson_gaussian":
+        gain = _check_positive_number("gain", gain, likelihood)
+        read_std = _check_positive_number("read_std", read_std, likelihood)
+    return {"photon_rate": photon_rate, "gain": gain, "read_std": read_std}
 
 
 def joint_model(

@@ -100,6 +100,11 @@ ERRORS = [
         "Got read_std=0.1 with likelihood='gaussian'.",
     ),
     (
+        {"photon_rate": 20.0},
+        "photon_rate is an argument of likelihood='poisson'. "
+        "Got photon_rate=20.0 with likelihood='poisson_gaussian'.",
+    ),
+    (
         {"measurement_std": dist.HalfNormal(0.1)},
         "measurement_std must be a number for a poisson_gaussian likelihood.",
     ),
