@@ -199,3 +199,11 @@ def test_preset_and_architecture_disagree(tmp_path, capsys):
     write_images(tmp_path, count=2)
     assert train(tmp_path, tmp_path / "prior.eqx", "--architecture", "ncsnv2") == 2
     assert "architecture must be the preset's: preset 'tiny' is a 'unet' network" in _error(capsys)
+
+
+def test_array_file_with_other_channels(tmp_path, capsys):
+    np.savez(tmp_path / "stack.npz", images=np.zeros((4, 8, 8, 1), np.float32), labels=np.zeros(4))
+    assert train(tmp_path / "stack.npz", tmp_path / "p.eqx", "--array-key", "images",
+                 "--channels", "3") == 2  # fmt: skip
+    assert re.search(r"channels must match the images of dataset '.*stack\.npz', which have 1. "
+                     r"Got channels=3\.", _error(capsys))  # fmt: skip

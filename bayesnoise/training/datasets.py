@@ -69,6 +69,12 @@ def load_training_data(
         Random crops taken of each image with ``fit="random-crop"``.
     seed : int
         Seed of the random crops and of the generated ``"sine"`` draws.
+
+    Returns
+    -------
+    TrainingData
+        ``float32`` training and held-out images ``(N, height, width, channels)`` and the
+        checkpoint header's ``data`` entry.
     """
     resolution = None if resolution is None else data._size_pair(resolution, "resolution")
     if fit not in FIT_RULES:
@@ -80,22 +86,11 @@ def load_training_data(
     elif path.is_dir():
         return _folder(path, glob, channels, resolution, fit, crops_per_image, rng)
     elif path.suffix in (".npy", ".npz"):
-        if not path.is_file():
-            raise ValueError(f"dataset file {str(path)!r} must exist. Got no such file.")
-        images = data.load_array(path, key=array_key)
-        cut = len(images) - len(images) // 10
-        train, heldout = images[:cut], images[cut:] if cut < len(images) else None
-        info = {
-            "source": "array file",
-            "file": str(path),
-            "key": array_key,
-            "value_mapping": "uint8 / 255, bool and floating values as they are (in [0, 1])",
-            "split": f"first {cut} train, last {len(images) - cut} held out",
-        }
+        train, heldout, info = _array_file(path, array_key)
     else:
         raise ValueError(
             f"dataset must be one of {DATASETS}, a folder of images or a .npy/.npz file. "
-            f"Got dataset={dataset!r}" + ("" if path.suffix else " (no such folder).")
+            f"Got dataset={dataset!r}" + ("." if path.suffix else " (no such folder).")
         )
     train, heldout, rule = _to_shape(train, heldout, channels, resolution, fit,
                                      crops_per_image, rng, dataset)  # fmt: skip
@@ -136,6 +131,23 @@ def _folder(path, glob, channels, resolution, fit, crops_per_image, rng) -> Trai
     }
     rule = FIT_RULES[fit] + (f", {crops_per_image} per image" if fit == "random-crop" else "")
     return TrainingData(train, heldout, _describe(str(path), info, train, heldout, rule))
+
+
+def _array_file(path: Path, array_key: str | None):
+    """A .npy/.npz stack; the last 10 % of the images (none below 10) are held out."""
+    if not path.is_file():
+        raise ValueError(f"dataset file {str(path)!r} must exist. Got no such file.")
+    images = data.load_array(path, key=array_key)
+    cut = len(images) - len(images) // 10
+    info = {
+        "source": "array file",
+        "file": str(path),
+        "key": array_key,
+        "num_images": len(images),
+        "value_mapping": "uint8 / 255, bool and floating values as they are (in [0, 1])",
+        "split": f"first {cut} train, last {len(images) - cut} held out",
+    }
+    return images[:cut], images[cut:] if cut < len(images) else None, info
 
 
 def _builtin(dataset: str, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
