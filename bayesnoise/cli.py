@@ -151,7 +151,10 @@ def _options_for_sampler(options: dict, sampler: str, file_sampler: str, say=pri
 
 def _metrics(posterior: dict, truth: dict) -> dict:
     """PSNR/SSIM (images) or RMSE (vectors) of the posterior mean of each latent against the
-    truth, over the draws that did not diverge; None for a latent with no such draw."""
+    truth, and the coverage of the truth by central intervals (randomised PIT, see
+    :mod:`bayesnoise.calibration`), over the draws that did not diverge; None for a latent
+    with no such draw."""
+    from bayesnoise.calibration import coverage_summary
     from bayesnoise.metrics import psnr, ssim
 
     metrics = {}
@@ -169,6 +172,7 @@ def _metrics(posterior: dict, truth: dict) -> dict:
             }
         else:  # a vector, e.g. noise on compressed-sensing measurements
             metrics[name] = {"rmse_posterior_mean": float(np.sqrt(np.mean((mean - value) ** 2)))}
+        metrics[name]["calibration"] = coverage_summary(draws, value)
     return metrics
 
 

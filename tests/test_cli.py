@@ -21,6 +21,10 @@ def test_sample_writes_posterior_summary_and_report(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["num_trajectories"] == 6 and summary["num_diverged"] == 0
     assert summary["metrics"]["x"]["psnr_posterior_mean_db"] > 10
+    calibration = summary["metrics"]["x"]["calibration"]  # truth from simulate(): coverage
+    assert calibration["num_draws"] == 6 and 0 <= calibration["coverage_central_50"] <= 1
+    assert calibration["reliability"]["nominal"][4] == 0.5
+    assert "x_calibration.png" in (out / "report.html").read_text()
     tree = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")
     assert tree["posterior"]["x"].shape == (2, 3, 16, 16, 1)
     assert np.all(np.isfinite(tree["posterior"]["x"]))
