@@ -115,3 +115,18 @@ ERRORS = [
 def test_error_messages(arguments, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         _model(**arguments)
+
+
+def test_data_consistency_refuses_a_signal_dependent_variance():
+    with pytest.raises(
+        ValueError, match="guidance data_consistency .* needs a Gaussian likelihood"
+    ):
+        bn.sample(
+            _model(),
+            np.full(SHAPE, 0.5, np.float32),
+            sampler="data_consistency",
+            num_chains=1,
+            num_draws=1,
+            num_steps=2,
+            progress=False,
+        )

@@ -29,6 +29,14 @@ class DataConsistency(AbstractGuidance):
     moves_position = True
 
     def __call__(self, rng_key, position, target, observation, time, options):
+        likelihood = getattr(target.model, "likelihood", "gaussian")
+        if likelihood != "gaussian":
+            raise ValueError(
+                "guidance data_consistency (Algorithm 1) steps with one variance for every "
+                "measurement, so it needs a Gaussian likelihood whose variance does not depend "
+                f"on the signal. Got likelihood={likelihood!r}; use a DPS, PiGDM or proximal "
+                "sampler (e.g. dps, pigdm, ddim_pigdm, diffpir)."
+            )
         diffused = target.sde.perturb(rng_key, observation, time)
         position = dict(position)
         variance = jnp.mean(target.observation_distribution(position, diffused).variance)
