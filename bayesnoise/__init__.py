@@ -14,10 +14,15 @@ from bayesnoise.output import save_datatree
 from bayesnoise.priors import (
     AbstractScorePrior,
     GaussianPrior,
+    LowRankGaussianPrior,
     ScoreNetPrior,
+    moire_noise_prior,
+    sample_moire_noise,
     sample_sinusoidal_noise,
+    sample_stripe_noise,
     sinusoidal_noise_prior,
     sinusoidal_std,
+    stripe_noise_prior,
 )
 from bayesnoise.priors.distribution import ScorePriorDistribution
 from bayesnoise.samplers import SAMPLERS, Sampler, sampler
@@ -38,6 +43,11 @@ __all__ = [
     "sinusoidal_noise_prior",
     "sinusoidal_std",
     "sample_sinusoidal_noise",
+    "LowRankGaussianPrior",
+    "stripe_noise_prior",
+    "sample_stripe_noise",
+    "moire_noise_prior",
+    "sample_moire_noise",
     "joint_model",
     "JointModel",
     "sampler",
