@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -176,8 +177,30 @@ def _metrics(posterior: dict, truth: dict) -> dict:
     return metrics
 
 
+def _spread_scale(text: str | None, module, model_file: str) -> float | None:
+    """--spread-scale: a positive number, or "model" for the model file's ``spread_scale``."""
+    if text is None:
+        return None
+    if text == "model":
+        if not hasattr(module, "spread_scale"):
+            raise ValueError(
+                f"--spread-scale model needs a spread_scale in model file {model_file!r}; it "
+                "defines none. Give a number, or fit one on validation pairs "
+                "(analyses/calibration.py)."
+            )
+        return float(module.spread_scale)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < math.inf:
+        raise ValueError(f"--spread-scale must be a positive number or 'model'. Got {text!r}.")
+    return value
+
+
 def _sample(args) -> dict:
     import bayesnoise as bn
+    from bayesnoise.calibration import scale_posterior_spread
     from bayesnoise.model_file import load_model_file
     from bayesnoise.report import write_report
 
@@ -218,8 +241,11 @@ def _sample(args) -> dict:
             settings["sampler_options"], settings["sampler"], file_sampler, say=_say(args)
         )
 
+    spread_scale = _spread_scale(args.spread_scale, module, args.model_file)
     started = time.perf_counter()
     tree = bn.sample(module.model, observation, seed=args.seed, progress=not args.quiet, **settings)
+    if spread_scale is not None:
+        tree = scale_posterior_spread(tree, spread_scale)
     summary = bn.summarize(tree)
     summary["wall_time_s"] = time.perf_counter() - started
     summary["settings"] = {k: v for k, v in settings.items()}
@@ -415,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="divergence_bound",
         type=float,
         help="|value| at which a trajectory counts as diverged (default: from the data's scale)",
+    )
+    sample.add_argument(
+        "--spread-scale",
+        dest="spread_scale",
+        help="rescale each latent's draws about their mean by this factor after sampling (a "
+        "temperature fitted on validation pairs; 'model': the model file's spread_scale); "
+        "recorded in the summary and the posterior's attrs",
     )
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", required=True, help="output directory")

@@ -129,6 +129,8 @@ def summarize(tree) -> dict:
     if "solver_failures" in stats:
         failures = np.asarray(stats["solver_failures"])
         summary["num_trajectories_with_solver_failures"] = int(np.sum(failures > 0))
+    if "spread_scale" in posterior.attrs:  # draws rescaled after sampling: say so
+        summary["spread_scale"] = float(posterior.attrs["spread_scale"])
     if "divergence_bound" in posterior.attrs:
         summary["divergence_bound"] = float(posterior.attrs["divergence_bound"])
     parameter_names = str(posterior.attrs.get("forward_model_parameters", "")).split()

@@ -14,6 +14,7 @@ from bayesnoise.calibration import (
     interval_coverage,
     randomised_pit,
     reliability_curve,
+    scale_posterior_spread,
     scale_spread,
     truth_ranks,
 )
@@ -131,3 +132,19 @@ def test_simulation_based_calibration(sampler):
             counts = np.bincount(ranks[:, element], minlength=NUM_SBC_DRAWS + 1)
             pvalue = chisquare(counts).pvalue
             assert pvalue > 1e-3 / num_elements, (name, element, counts.tolist())
+
+
+def test_scale_posterior_spread_keeps_means_and_records_the_scale():
+    model = PROBLEMS["coloured_denoising"]
+    observation = _prior_predictive(model, 1, seed=0)[1][0]
+    tree = bn.sample(model, observation, num_chains=2, num_draws=3, num_steps=5, progress=False)
+    scaled = scale_posterior_spread(tree, 0.5)
+    for name in ("x", "n"):
+        assert scaled.posterior[name].dims == tree.posterior[name].dims
+        before, after = np.asarray(tree.posterior[name]), np.asarray(scaled.posterior[name])
+        np.testing.assert_allclose(after.mean((0, 1)), before.mean((0, 1)), atol=1e-6)
+        np.testing.assert_allclose(after.std((0, 1)), 0.5 * before.std((0, 1)), rtol=1e-5)
+    assert bn.summarize(scaled)["spread_scale"] == 0.5
+    assert "spread_scale" not in tree.posterior.attrs  # the input is left as it was
+    with pytest.raises(ValueError, match="spread scale must be a positive finite number"):
+        scale_posterior_spread(tree, 0.0)

@@ -392,3 +392,40 @@ def test_version_comes_from_the_installed_metadata(capsys):
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.strip() == f"bayesnoise {version('bayesnoise')}"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("model", r"--spread-scale model needs a spread_scale in model file .*gaussian_toy.py"),
+        ("-1", r"--spread-scale must be a positive number or 'model'. Got '-1'"),
+        ("wide", r"--spread-scale must be a positive number or 'model'. Got 'wide'"),
+    ],
+)
+def test_bad_spread_scale_exits_2_before_sampling(tmp_path, capsys, monkeypatch, value, message):
+    import bayesnoise
+
+    monkeypatch.setattr(bayesnoise, "sample", _never_sample)
+    code = main(
+        ["sample", "models/gaussian_toy.py", "--out", str(tmp_path / "run")]
+        + ["--spread-scale", value]
+    )
+    assert code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_spread_scale_rescales_the_draws_and_is_recorded(tmp_path):
+    out = tmp_path / "run"
+    arguments = ["sample", "models/gaussian_toy.py", "--steps", "10", "--chains", "2"]
+    assert main([*arguments, "--spread-scale", "0.5", "--out", str(out)]) == 0
+    assert main([*arguments, "--out", str(tmp_path / "plain")]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["spread_scale"] == 0.5
+    scaled = xr.open_datatree(out / "posterior.nc", engine="h5netcdf")["posterior"]["x"]
+    plain = xr.open_datatree(tmp_path / "plain" / "posterior.nc", engine="h5netcdf")
+    np.testing.assert_allclose(
+        scaled.std(("chain", "draw")),
+        0.5 * plain["posterior"]["x"].std(("chain", "draw")),
+        rtol=1e-4,
+        atol=1e-7,
+    )
