@@ -21,6 +21,8 @@ from bayesnoise.model_file import load_model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["digits_on_fashion", "cs_sine", "sine_denoise"]
+# Model files with an ``observe(x, seed) -> (y, n)`` that draws their own noise for any signal.
+REAL_NOISE_MODELS = ["stripe_denoise", "moire_denoise", "deblur_stripes"]
 SPLITS = {
     "validation": (slice(100, 132), slice(100, 132), 10_000),
     "heldout": (slice(1000, 1100), slice(500, 600), 20_000),
@@ -51,6 +53,10 @@ def pairs(model_name: str, split: str, num_images: int):
     if model_name == "digits_on_fashion":
         n = mnist_5k_split()[1][0][digits_slice][:num_images]
         return module, x, n, (0.5 * x + 0.5 * n).astype(np.float32)
+    if hasattr(module, "observe"):
+        observed = [module.observe(image, seed_offset + index) for index, image in enumerate(x)]
+        n = np.stack([noise for _, noise in observed]).astype(np.float32)
+        return module, x, n, np.stack([y for y, _ in observed]).astype(np.float32)
     keys = [jax.random.key(seed_offset + index) for index in range(len(x))]
     if model_name == "cs_sine":
         n = np.stack([module.noise_std * jax.random.normal(key, (392,)) for key in keys])
