@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "default_file_mode"]
+__all__ = ["atomic_path", "atomic_write_bytes", "default_file_mode", "writable_directory"]
 
 
 def default_file_mode() -> int:
@@ -76,4 +76,17 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
+    return path
+
+
+def writable_directory(path: str | Path, role: str = "output directory") -> Path:
+    """Create ``path`` if needed and check it is a writable directory, before any work; the
+    messages name it by ``role`` (e.g. ``"--out: folder"``)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"{role} {str(path)!r} cannot be created: {error}") from error
+    if not os.access(path, os.W_OK):
+        raise PermissionError(f"{role} {str(path)!r} is not writable.")
     return path

@@ -5,31 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bayesnoise.atomic import atomic_write_bytes
+from bayesnoise.atomic import atomic_write_bytes, writable_directory
 
 __all__ = ["main", "DivergedRunError"]
 
 
 class DivergedRunError(RuntimeError):
     """Every trajectory diverged: the outputs were written, but there is no posterior."""
-
-
-def _writable_directory(path: Path) -> Path:
-    """Create ``path`` if needed and check it is a writable directory, before any work."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OSError(f"output directory {str(path)!r} cannot be created: {error}") from error
-    if not os.access(path, os.W_OK):
-        raise PermissionError(f"output directory {str(path)!r} is not writable.")
-    return path
 
 
 def _load_input(path: str, option: str, model=None):
@@ -205,7 +193,7 @@ def _sample(args) -> dict:
     from bayesnoise.report import write_report
 
     options = _parse_options(args.options)
-    out = _writable_directory(Path(args.out))
+    out = writable_directory(args.out)
     module = load_model_file(args.model_file)
     truth = None
     if args.truth is not None and args.observation is None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from pathlib import Path
+
+from bayesnoise.atomic import writable_directory
 
 __all__ = ["add_parser", "run"]
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
     from bayesnoise import training  # looked up here, so patches of its names take effect
 
     quiet = getattr(args, "quiet", False)
-    _check_writable_folder(Path(args.out).resolve().parent)
+    writable_directory(Path(args.out).resolve().parent, "--out: folder")
     result = training.train_from_config(
         args.dataset,
         args.architecture,
@@ -122,13 +123,3 @@ def _resolution(text: str) -> tuple[int, int]:
     raise argparse.ArgumentTypeError(
         f"expected a positive size N or HEIGHTxWIDTH (e.g. 64 or 48x64). Got {text!r}."
     )
-
-
-def _check_writable_folder(folder: Path) -> None:
-    """Create the output folder if needed and check it is writable, before any work."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OSError(f"--out: folder {str(folder)!r} cannot be created: {error}") from error
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"--out: folder {str(folder)!r} is not writable.")
