@@ -317,6 +317,8 @@ def sample(
     options = sampler.prepare_options(sampler_options, target.latent_names)
     if loop not in LOOPS:
         raise ValueError(f"loop must be one of {LOOPS}. Got loop={loop!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an integer in [0, 2**32). Got seed={seed!r}.")
     if loop == "auto":
         loop = "python" if jax.default_backend() == "cpu" else "scan"
     grid = time_grid(num_steps, float(start_time), spacing=time_spacing)

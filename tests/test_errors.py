@@ -90,6 +90,8 @@ def test_unknown_sampler_lists_the_known_ones():
         ({"num_steps": 2.5}, "num_steps must be a positive integer"),
         ({"start_time": 1.5}, r"start_time must be in \(0, 1\]"),
         ({"loop": "fori"}, "loop must be one of"),
+        ({"seed": -1}, r"seed must be an integer in \[0, 2\*\*32\)"),
+        ({"seed": 1.5}, r"seed must be an integer in \[0, 2\*\*32\)"),
     ],
 )
 def test_bad_driver_settings(kwargs, message):
