@@ -42,6 +42,13 @@ defaults = {
     "sampler_options": {"guidance_weight": 2.0, "eta": 1.0},
 }
 
+# These draws are too spread out: the truth falls inside the central 50% interval in 68% of the
+# pixels and inside the 90% one in 96.5% (100 shipped test pairs). Pulling each draw towards
+# the posterior mean by this factor, fitted on 32 validation pairs (analyses/calibration.py),
+# gives 45% / 88% on the test pairs and 47% / 87% on 100 held-out ones; the mean is unchanged.
+# Applied only on request: ``bayesnoise sample ... --spread-scale model``.
+spread_scale = 0.562
+
 
 def simulate(seed: int = 0):
     """Held-out pair ``seed`` (0-99) of the shipped test set, mixed as y = 0.5 x + 0.5 n."""
