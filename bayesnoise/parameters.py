@@ -24,11 +24,17 @@ import blackjax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
 import numpyro.handlers as handlers
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import potential_energy
 
-__all__ = ["ParameterUpdate", "initial_parameters", "update_parameters"]
+from bayesnoise.target import OBSERVED_SITE
+
+__all__ = ["ParameterUpdate", "initial_parameters", "update_parameters", "CONDITIONINGS"]
+
+CONDITIONINGS = ("point", "gaussian")
 
 
 class ParameterUpdate(eqx.Module):
@@ -41,14 +47,31 @@ class ParameterUpdate(eqx.Module):
     step_size : leapfrog step, in units of the conditional's standard deviation.
     num_newton_steps : diagonal Newton steps that locate the conditional's mode (for the mass
         matrix only; the HMC transitions keep the conditional exact whatever they find).
+    conditioning : ``"point"``: p(y | x0_hat, n0_hat, theta), Tweedie's estimates as if exact;
+        ``"gaussian"``: p(y | x_t, n_t, theta) ~ N(A x0_hat + B n0_hat, Sigma_y + v_t(theta) I)
+        with v_t the average variance Tweedie's covariance puts on A x0 + B n0 (scalar, as
+        PiGDM's r_t^2; :func:`_tweedie_variances`). Both equal the exact conditional at t = 0.
+    num_probes : Hutchinson probes for the traces in ``"gaussian"`` conditioning.
     """
 
     num_steps: int = eqx.field(static=True, default=3)
     num_integration_steps: int = eqx.field(static=True, default=4)
     step_size: float = 0.6
     num_newton_steps: int = eqx.field(static=True, default=8)
+    conditioning: str = eqx.field(static=True, default="point")
+    num_probes: int = eqx.field(static=True, default=1)
 
     def __check_init__(self):
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(
+                f"conditioning must be one of {CONDITIONINGS}. Got {self.conditioning!r}."
+            )
+        if (
+            isinstance(self.num_probes, bool)
+            or not isinstance(self.num_probes, int)
+            or self.num_probes < 1
+        ):
+            raise ValueError(f"num_probes must be a positive integer. Got {self.num_probes!r}.")
         for name in ("num_steps", "num_integration_steps", "num_newton_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -76,13 +99,84 @@ def initial_parameters(target, rng_key, batch_shape: tuple[int, ...]) -> dict:
     return draw(keys)
 
 
-def conditional_logdensity_fn(target, denoised: dict, observation):
-    """log p(theta | y, x0_hat, n0_hat) + const, of theta's unconstrained values (a dict)."""
-    with_signals = handlers.substitute(target.model, data=denoised)
-    parameters_only = handlers.block(with_signals, hide=list(target.latent_names))
+class _WidenObservation(numpyro.primitives.Messenger):
+    """Adds ``extra_variance(theta)`` to the variance of the Gaussian observed site ``y``."""
+
+    def __init__(self, fn, extra_variance):
+        self.extra_variance = extra_variance
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["name"] != OBSERVED_SITE:
+            return
+        base = msg["fn"]
+        if not isinstance(base.base_dist, dist.Normal):
+            raise ValueError(
+                "ParameterUpdate(conditioning='gaussian') needs a Gaussian likelihood. "
+                f"Got {type(base.base_dist).__name__}; use conditioning='point'."
+            )
+        scale = jnp.sqrt(base.variance + self.extra_variance)
+        msg["fn"] = dist.Normal(base.mean, scale).to_event(base.reinterpreted_batch_ndims)
+
+
+def _tweedie_variances(target, position, time, rng_key, num_probes) -> dict:
+    """tr(Cov[site_0 | site_t]) / size per site, Cov = (s_t^2 / a_t) d site0_hat / d site_t
+    (Tweedie's second moment), by Hutchinson's estimator with Rademacher probes."""
+    s_t = target.sde.marginal_std(time)
+    a_t = target.sde.marginal_mean_coefficient(time)
+
+    def denoise(point):
+        return target.tweedie_denoise(point, time)[0]
+
+    def quadratic_form(key):
+        keys = jax.random.split(key, len(position))
+        probe = {
+            name: jax.random.rademacher(k, value.shape, dtype=value.dtype)
+            for (name, value), k in zip(position.items(), keys, strict=True)
+        }
+        tangent = jax.jvp(denoise, (position,), (probe,))[1]
+        return {name: jnp.mean(probe[name] * tangent[name]) for name in position}
+
+    forms = jax.vmap(quadratic_form)(jax.random.split(rng_key, num_probes))
+    return {name: jnp.maximum(s_t**2 / a_t * jnp.mean(v), 0.0) for name, v in forms.items()}
+
+
+def _propagated_variance(target, parameters, variances, rng_key, num_probes):
+    """Average over y's elements of sum_site v_site ||J_site(theta)||_F^2 / m, J_site the
+    linear map site -> A x + B n at theta (Hutchinson, fixed probes so theta's density is
+    smooth)."""
+    bound = target.with_parameters(parameters)
+    zeros = {name: jnp.zeros(shape) for name, shape in target.latent_shapes.items()}
+    offset = bound.predicted_observation(zeros)
+    total = 0.0
+    for index, (name, variance) in enumerate(variances.items()):
+        keys = jax.random.split(jax.random.fold_in(rng_key, index), num_probes)
+
+        def squared_gain(key, name=name):
+            probe = jax.random.rademacher(key, zeros[name].shape, dtype=jnp.float32)
+            mapped = bound.predicted_observation({**zeros, name: probe}) - offset
+            return jnp.mean(mapped**2)
+
+        total = total + variance * jnp.mean(jax.vmap(squared_gain)(keys))
+    return total
+
+
+def conditional_logdensity_fn(target, denoised: dict, observation, extra_variance=None):
+    """log p(theta | y, x0_hat, n0_hat) + const, of theta's unconstrained values (a dict).
+
+    ``extra_variance(theta)`` (constrained theta) is added to y's variance when given.
+    """
+    model = target.model
+    transforms = target.parameter_transforms
     kwargs = {"observation": observation, "diffusion_time": 0.0}
 
     def logdensity_fn(unconstrained: dict):
+        widened = model
+        if extra_variance is not None:
+            constrained = {name: transforms[name](v) for name, v in unconstrained.items()}
+            widened = _WidenObservation(model, extra_variance(constrained))
+        with_signals = handlers.substitute(widened, data=denoised)
+        parameters_only = handlers.block(with_signals, hide=list(target.latent_names))
         return -potential_energy(parameters_only, (), kwargs, unconstrained)
 
     return logdensity_fn
@@ -124,7 +218,16 @@ def update_parameters(rng_key, parameters: dict, target, position: dict, observa
     transforms = target.parameter_transforms
     unconstrained = {name: transforms[name].inv(value) for name, value in parameters.items()}
     flat, unravel = ravel_pytree(unconstrained)
-    dict_logdensity_fn = conditional_logdensity_fn(target, denoised, observation)
+    extra_variance = None
+    if update.conditioning == "gaussian":
+        probe_key, rng_key = jax.random.split(rng_key)
+        variances = _tweedie_variances(target, position, time, probe_key, update.num_probes)
+        variances = jax.lax.stop_gradient(variances)
+
+        def extra_variance(theta):
+            return _propagated_variance(target, theta, variances, probe_key, update.num_probes)
+
+    dict_logdensity_fn = conditional_logdensity_fn(target, denoised, observation, extra_variance)
 
     def logdensity_fn(flat_point):
         return dict_logdensity_fn(unravel(flat_point))

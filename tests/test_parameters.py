@@ -11,7 +11,13 @@ from numpyro import handlers
 from scipy.stats import norm
 
 import bayesnoise as bn
-from bayesnoise.parameters import ParameterUpdate, update_parameters
+from bayesnoise.parameters import (
+    ParameterUpdate,
+    _propagated_variance,
+    _tweedie_variances,
+    conditional_logdensity_fn,
+    update_parameters,
+)
 from bayesnoise.reference import nuts_posterior, parameter_posterior_by_quadrature
 from bayesnoise.target import posterior_target
 
@@ -61,7 +67,8 @@ def test_target_records_parameters_and_substitutes_them():
     assert without.parameter_names == () and without.with_parameters({}) is without
 
 
-def test_update_leaves_the_exact_conditional_invariant_at_time_zero():
+@pytest.mark.parametrize("conditioning", ["point", "gaussian"])
+def test_update_leaves_the_exact_conditional_invariant_at_time_zero(conditioning):
     """At t = 0 Tweedie's estimates are (x, n): 20 updates of 2000 chains started at one point
     must give p(alpha | y, x, n), here by quadrature (Beta prior x Gaussian likelihood).
     (Chains started in the prior's far tail, alpha ~ 0.97, can stay there: HMC's first steps
@@ -84,7 +91,13 @@ def test_update_leaves_the_exact_conditional_invariant_at_time_zero():
 
         def one_update(parameters, key):
             parameters, _ = update_parameters(
-                key, parameters, target, position, jnp.asarray(y), 0.0, ParameterUpdate()
+                key,
+                parameters,
+                target,
+                position,
+                jnp.asarray(y),
+                0.0,
+                ParameterUpdate(conditioning=conditioning),
             )
             return parameters, None
 
@@ -94,6 +107,46 @@ def test_update_leaves_the_exact_conditional_invariant_at_time_zero():
     draws = np.asarray(jax.vmap(chain)(jax.random.split(jax.random.key(7), 2000)))
     z_mean, z_variance = z_scores(draws, mean, variance)
     assert z_mean < 3.5 and z_variance < 3.5, (draws.mean(), mean, draws.var(), variance)
+
+
+def test_gaussian_conditioning_widens_the_likelihood_by_tweedies_variance():
+    """At t > 0 the 'gaussian' conditional of alpha is wider than the 'point' one (Tweedie's
+    covariance added to y's variance), and both are finite densities of alpha."""
+    model = unknown_mixing_model()
+    target = posterior_target(model)
+    y, x, n = simulated(model)
+    position = {"x": jnp.asarray(x), "n": jnp.asarray(n)}
+    time = 0.3
+    denoised, _ = target.tweedie_denoise(position, time)
+    variances = _tweedie_variances(target, position, time, jax.random.key(0), 16)
+    assert all(0 < float(v) < 1 for v in variances.values())
+
+    def extra(theta):
+        return _propagated_variance(target, theta, variances, jax.random.key(1), 16)
+
+    # Scale operators: ||J_x||_F^2 / m = (1 - alpha)^2 and ||J_n||_F^2 / m = alpha^2 exactly.
+    expected = 0.7**2 * variances["x"] + 0.3**2 * variances["n"]
+    np.testing.assert_allclose(extra({"alpha": jnp.asarray(0.3)}), expected, rtol=1e-5)
+    grid = jnp.linspace(-3.0, 3.0, 61)  # alpha's unconstrained values
+    point = conditional_logdensity_fn(target, denoised, jnp.asarray(y))
+    widened = conditional_logdensity_fn(target, denoised, jnp.asarray(y), extra)
+    log_density_range = [
+        float(jnp.ptp(jax.vmap(lambda u, f=f: f({"alpha": u}))(grid))) for f in (point, widened)
+    ]
+    assert np.isfinite(log_density_range).all()
+    assert log_density_range[1] < log_density_range[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"conditioning": "exact"}, r"conditioning must be one of \('point', 'gaussian'\)"),
+        ({"num_probes": 0}, "num_probes must be a positive integer"),
+    ],
+)
+def test_parameter_update_settings_are_checked(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ParameterUpdate(**settings)
 
 
 def test_datatree_and_summary_hold_the_parameter():
