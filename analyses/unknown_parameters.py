@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import bayesnoise as bn
+from bayesnoise.atomic import atomic_write_bytes
 from bayesnoise.calibration import interval_coverage, randomised_pit
 from bayesnoise.metrics import psnr
 from bayesnoise.model_file import load_model_file
@@ -106,7 +107,7 @@ def main():
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:
-        args.json.write_text(text + "\n")
+        atomic_write_bytes(args.json, (text + "\n").encode())
     return 0
 
 

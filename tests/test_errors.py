@@ -148,5 +148,7 @@ def test_cli_bad_observation_shape_writes_nothing(tmp_path, capsys):
         + ["--out", str(out)]
     )
     assert code == 2
-    assert "observation must have the model's observation shape" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "--observation" in error and "must have the model's observation shape" in error
+    assert "Got (3, 3)" in error
     assert list(out.iterdir()) == []
