@@ -32,8 +32,8 @@ defaults = {
     "num_steps": 25,
     "num_chains": 2,
     "num_draws": 2,
-    "start_time": 0.6,
-    "sampler_options": {"guidance_weight": 4.0, "eta": 1.0},
+    "start_time": 0.4,
+    "sampler_options": {"guidance_weight": 2.0, "eta": 1.0},
 }
 
 

@@ -27,12 +27,12 @@ noise_prior = bn.stripe_noise_prior(SHAPE, COLUMN_STD, PIXEL_STD, signal_prior.s
 model = bn.joint_model(signal_prior, noise_prior, measurement_std=0.01)
 
 defaults = {
-    "sampler": "ddim_dps",
+    "sampler": "ddim_pigdm",
     "num_steps": 25,
     "num_chains": 2,
     "num_draws": 2,
-    "start_time": 0.6,
-    "sampler_options": {"guidance_weight": 4.0, "eta": 1.0},
+    "start_time": 0.4,
+    "sampler_options": {"covariance": "scalar", "guidance_weight": 4.0, "eta": 1.0},
 }
 
 
