@@ -1,0 +1,177 @@
+"""Train the GAN baseline's DCGAN on the Fashion-MNIST training images (the signal prior's data).
+
+Usage::
+
+    python analyses/train_gan.py --out bayesnoise/assets/fashion_dcgan.eqx --minutes 30
+
+The shipped generator was trained on the shared 2-core CPU, in the background::
+
+    nohup nice -n 5 python analyses/train_gan.py --out bayesnoise/assets/fashion_dcgan.eqx \\
+        --minutes 32 --steps 100000 --batch-size 64 > /tmp/train_gan.log 2>&1 &
+
+Training: the non-saturating GAN loss (Goodfellow et al. 2014), one discriminator and one
+generator Adam step per batch (learning rate 2e-4, b1 = 0.5, as Radford et al. 2016), batches
+drawn without replacement from the 60 000 training images (``load_training_data
+("fashion_mnist")``, the diffusion prior's). Stops at ``--steps`` or after ``--minutes``,
+whichever comes first, and writes the generator (with its batch-norm statistics) every
+``--save-every`` steps and at the end; the header records what was actually run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from bayesnoise.baselines.gan import (
+    Discriminator,
+    Generator,
+    TrainedGenerator,
+    generate,
+    save_generator,
+)
+from bayesnoise.training.datasets import load_training_data
+
+
+def gan_losses(discriminator, real, fake):
+    """Discriminator loss and the generator's non-saturating loss, from logits."""
+    real_logits = jax.vmap(discriminator)(real)
+    fake_logits = jax.vmap(discriminator)(fake)
+    discriminator_loss = jnp.mean(jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits))
+    generator_loss = jnp.mean(jax.nn.softplus(-fake_logits))
+    return discriminator_loss, generator_loss
+
+
+def make_step(generator_optimizer, discriminator_optimizer):
+    @eqx.filter_jit
+    def step(generator, state, discriminator, generator_opt, discriminator_opt, real, key):
+        latents = jax.random.normal(key, (2, real.shape[0], generator.latent_size))
+        fake, state = generate(generator, state, latents[0])
+        fake = jax.lax.stop_gradient(fake)
+
+        def discriminator_loss(discriminator):
+            return gan_losses(discriminator, real, fake)[0]
+
+        d_loss, grads = eqx.filter_value_and_grad(discriminator_loss)(discriminator)
+        updates, discriminator_opt = discriminator_optimizer.update(grads, discriminator_opt)
+        discriminator = eqx.apply_updates(discriminator, updates)
+
+        def generator_loss(generator, state):
+            fake, state = generate(generator, state, latents[1])
+            return gan_losses(discriminator, real, fake)[1], state
+
+        (g_loss, state), grads = eqx.filter_value_and_grad(generator_loss, has_aux=True)(
+            generator, state
+        )
+        updates, generator_opt = generator_optimizer.update(grads, generator_opt)
+        generator = eqx.apply_updates(generator, updates)
+        return generator, state, discriminator, generator_opt, discriminator_opt, d_loss, g_loss
+
+    return step
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--minutes", type=float, default=30.0, help="wall-time budget")
+    parser.add_argument("--steps", type=int, default=100_000, help="upper bound on steps")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--beta1", type=float, default=0.5)
+    parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="CPU, 2 cores, shared")
+    args = parser.parse_args(argv)
+    for name in ("minutes", "steps", "batch_size", "learning_rate", "save_every"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be > 0. Got {getattr(args, name)}.")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    data = load_training_data("fashion_mnist")
+    images = data.train
+    key = jax.random.key(args.seed)
+    generator_key, discriminator_key, key = jax.random.split(key, 3)
+    generator, state = eqx.nn.make_with_state(Generator)(key=generator_key)
+    discriminator = Discriminator(key=discriminator_key)
+    optimizer_settings = {
+        "name": "adam",
+        "learning_rate": args.learning_rate,
+        "b1": args.beta1,
+        "b2": 0.999,
+    }
+    generator_optimizer = optax.adam(args.learning_rate, b1=args.beta1)
+    discriminator_optimizer = optax.adam(args.learning_rate, b1=args.beta1)
+    generator_opt = generator_optimizer.init(eqx.filter(generator, eqx.is_inexact_array))
+    discriminator_opt = discriminator_optimizer.init(
+        eqx.filter(discriminator, eqx.is_inexact_array)
+    )
+    step_fn = make_step(generator_optimizer, discriminator_optimizer)
+    rng = np.random.default_rng(args.seed)
+    order, position = rng.permutation(len(images)), 0
+    command = "python analyses/train_gan.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    recent = []
+    started = time.perf_counter()
+
+    def save(step):
+        averaged = np.mean(recent[-200:], axis=0) if recent else [float("nan")] * 2
+        header = {
+            "data": data.info,
+            "training": {
+                "command": command,
+                "steps": step,
+                "epochs": round(step * args.batch_size / len(images), 3),
+                "wall_time_s": round(time.perf_counter() - started, 1),
+                "minutes_budget": args.minutes,
+                "steps_budget": args.steps,
+                "batch_size": args.batch_size,
+                "optimizer": {"generator": optimizer_settings, "discriminator": optimizer_settings},
+                "loss": "non-saturating GAN loss, one D and one G step per batch",
+                "discriminator_loss_last_200": float(averaged[0]),
+                "generator_loss_last_200": float(averaged[1]),
+                "seed": args.seed,
+                "device": args.device,
+            },
+        }
+        return save_generator(args.out, TrainedGenerator(generator, state), header)
+
+    step = 0
+    while step < args.steps and time.perf_counter() - started < 60 * args.minutes:
+        if position + args.batch_size > len(order):
+            order, position = rng.permutation(len(images)), 0
+        real = jnp.asarray(images[order[position : position + args.batch_size]])
+        position += args.batch_size
+        key, step_key = jax.random.split(key)
+        generator, state, discriminator, generator_opt, discriminator_opt, d_loss, g_loss = step_fn(
+            generator, state, discriminator, generator_opt, discriminator_opt, real, step_key
+        )
+        step += 1
+        recent.append((float(d_loss), float(g_loss)))
+        if step % 100 == 0 or step == 1:
+            d_mean, g_mean = np.mean(recent[-100:], axis=0)
+            elapsed = time.perf_counter() - started
+            print(
+                f"step {step}: D loss {d_mean:.3f}, G loss {g_mean:.3f}, "
+                f"{elapsed:.0f} s ({step / elapsed:.2f} steps/s)",
+                flush=True,
+            )
+        if step % args.save_every == 0:
+            save(step)
+    header = save(step)
+    training = header["training"]
+    print(
+        f"{args.out}: {training['steps']} steps ({training['epochs']} epochs), "
+        f"{training['wall_time_s']} s, D loss {training['discriminator_loss_last_200']:.3f}, "
+        f"G loss {training['generator_loss_last_200']:.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
