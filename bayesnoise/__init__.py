@@ -13,6 +13,7 @@ from bayesnoise.model_file import load_model
 from bayesnoise.output import save_datatree
 from bayesnoise.priors import (
     AbstractScorePrior,
+    ConditionalScoreNetPrior,
     GaussianPrior,
     LowRankGaussianPrior,
     ScoreNetPrior,
@@ -39,6 +40,7 @@ __all__ = [
     "AbstractScorePrior",
     "GaussianPrior",
     "ScoreNetPrior",
+    "ConditionalScoreNetPrior",
     "ScorePriorDistribution",
     "sinusoidal_noise_prior",
     "sinusoidal_std",

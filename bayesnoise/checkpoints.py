@@ -37,6 +37,7 @@ from jaxtyping import PyTree
 from bayesnoise import sde as sde_module
 from bayesnoise.atomic import atomic_write_bytes
 from bayesnoise.nets import build_network
+from bayesnoise.priors.conditional import ConditionalScoreNetPrior
 from bayesnoise.priors.score_net import ScoreNetPrior
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_score_prior",
+    "load_conditional_score_prior",
     "read_header",
     "header_checksum",
     "sde_to_header",
@@ -327,8 +329,12 @@ def load_checkpoint(path: str | Path, like: eqx.Module | None = None) -> tuple[e
     return _deserialise(weights, like, str(path)), header
 
 
-def load_score_prior(path: str | Path) -> ScoreNetPrior:
+def load_score_prior(path: str | Path) -> ScoreNetPrior | ConditionalScoreNetPrior:
     """A :class:`~bayesnoise.priors.ScoreNetPrior` from a checkpoint (SDE, shape: its header).
+
+    A conditional network (``condition_channels`` in its architecture) gives a
+    :class:`~bayesnoise.priors.ConditionalScoreNetPrior` with its default guidance; choose
+    the guidance with :func:`load_conditional_score_prior`.
 
     Examples
     --------
@@ -336,10 +342,57 @@ def load_score_prior(path: str | Path) -> ScoreNetPrior:
     >>> prior.score(x, 0.5)  # x of shape prior.shape
     """
     network, header = load_checkpoint(path)
+    if getattr(network, "condition_channels", 0):
+        return _conditional_prior(path, network, header, {})
+    shape = _data_shape(path, header)
+    return ScoreNetPrior(network=network, sde=sde_from_header(header.get("sde")), shape=shape)
+
+
+def load_conditional_score_prior(
+    path: str | Path,
+    *,
+    guidance_weight: float = 0.0,
+    probabilistic_conditioning: str | None = "keep",
+    temperature: float = 1.0,
+    distance: str = "rms",
+) -> ConditionalScoreNetPrior:
+    """A :class:`~bayesnoise.priors.ConditionalScoreNetPrior` from a conditional checkpoint,
+    with classifier-free guidance weight ω (eq. 11) and probabilistic conditioning (eq. 14).
+
+    Examples
+    --------
+    >>> prior = load_conditional_score_prior("conditional_digits.eqx", guidance_weight=1.0)
+    """
+    network, header = load_checkpoint(path)
+    if not getattr(network, "condition_channels", 0):
+        raise ValueError(
+            f"{path} must hold a conditional network (architecture with condition_channels). "
+            "Got an unconditional one; load it with load_score_prior."
+        )
+    options = {
+        "guidance_weight": guidance_weight,
+        "probabilistic_conditioning": probabilistic_conditioning,
+        "temperature": temperature,
+        "distance": distance,
+    }
+    return _conditional_prior(path, network, header, options)
+
+
+def _conditional_prior(path, network, header, options) -> ConditionalScoreNetPrior:
+    return ConditionalScoreNetPrior(
+        network=network,
+        sde=sde_from_header(header.get("sde")),
+        shape=_data_shape(path, header),
+        **options,
+    )
+
+
+def _data_shape(path, header) -> tuple[int, ...]:
+    """The signal shape a checkpoint's header records (``data.shape``)."""
     try:
         shape = tuple(int(s) for s in header["data"]["shape"])
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
             f"{path}: header must have data.shape, a list of integers. Got {header.get('data')!r}."
         ) from error
-    return ScoreNetPrior(network=network, sde=sde_from_header(header.get("sde")), shape=shape)
+    return shape

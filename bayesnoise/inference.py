@@ -91,7 +91,9 @@ def _advance(
     TRACE_COUNTS[sampler.name] += 1
 
     def one_trajectory(position, parameters, diverged, key, observation, time, next_time):
-        bound_target = target.with_parameters(parameters)
+        # priors that read y (conditional networks) get this trajectory's observation
+        observed_target = target.with_observation(observation)
+        bound_target = observed_target.with_parameters(parameters)
         state, info = sampler.step(
             key, SamplerState(position), bound_target, observation, time, next_time, options
         )
@@ -109,7 +111,7 @@ def _advance(
             parameters, acceptance = update_parameters(
                 jax.random.fold_in(key, 1),
                 parameters,
-                target,
+                observed_target,
                 kept,
                 observation,
                 next_time,

@@ -9,6 +9,12 @@ are *forward-model parameters* theta: the target records their names and shapes,
 substitutes their current (constrained) values into every call of the model, so the samplers
 see p_t(x, n | y, theta) with theta fixed; :mod:`bayesnoise.parameters` updates theta.
 
+A prior whose score also reads the observation (``prior.needs_observation``, e.g. a
+:class:`~bayesnoise.priors.ConditionalScoreNetPrior`) gets it the same way: the driver binds each
+trajectory's y with :meth:`PosteriorTarget.with_observation`, and every call of the model then
+runs under an effect handler that replaces such a site's prior by ``prior.with_observation(y)``.
+Models without such priors are untouched.
+
 A :class:`PosteriorTarget` is an Equinox module: when the model is one too (what
 :func:`bayesnoise.joint_model` returns), its networks, operators and Gaussian moments are array
 leaves, so the driver's ``eqx.filter_jit`` takes them as inputs (never compiled-in constants)
@@ -26,6 +32,7 @@ import jax.numpy as jnp
 import numpyro.handlers as handlers
 from numpyro.distributions.transforms import biject_to
 from numpyro.infer.util import log_density, log_likelihood
+from numpyro.primitives import Messenger
 
 from bayesnoise.priors.distribution import ScorePriorDistribution
 from bayesnoise.sde import AbstractSDE
@@ -52,6 +59,8 @@ class PosteriorTarget(eqx.Module):
         static=True, default=()
     )
     parameter_values: dict = eqx.field(default_factory=dict)
+    observation_sites: tuple[str, ...] = eqx.field(static=True, default=())
+    bound_observation: jax.Array | None = None
 
     @property
     def latent_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -80,10 +89,21 @@ class PosteriorTarget(eqx.Module):
 
     @property
     def conditioned_model(self) -> Callable:
-        """The model with the parameters fixed at ``parameter_values``."""
+        """The model with the parameters fixed at ``parameter_values`` and, when bound, the
+        observation given to the priors that need it."""
+        model = self.model
+        if self.bound_observation is not None:
+            model = _bind_observation(model, self.observation_sites, self.bound_observation)
         if not self.parameter_values:
-            return self.model
-        return handlers.substitute(self.model, data=self.parameter_values)
+            return model
+        return handlers.substitute(model, data=self.parameter_values)
+
+    def with_observation(self, observation) -> PosteriorTarget:
+        """The same target with ``observation`` (one unbatched y) bound into the priors whose
+        score reads it (``prior.needs_observation``); unchanged when there are none."""
+        if not self.observation_sites:
+            return self
+        return dataclasses.replace(self, bound_observation=observation)
 
     def with_parameters(self, parameter_values: dict) -> PosteriorTarget:
         """The same target with the parameters fixed at ``parameter_values`` (constrained)."""
@@ -134,6 +154,22 @@ class PosteriorTarget(eqx.Module):
         """Tweedie's estimate of every site and the prior scores it used."""
         scores = self.prior_score(position, diffusion_time)
         return self.denoise(position, scores, diffusion_time), scores
+
+
+class _bind_observation(Messenger):
+    """Replace the prior of each site in ``sites`` by ``prior.with_observation(observation)``."""
+
+    def __init__(self, fn, sites, observation):
+        self.sites, self.observation = sites, observation
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg["name"] in self.sites:
+            prior_distribution = msg["fn"]
+            msg["fn"] = ScorePriorDistribution(
+                prior_distribution.prior.with_observation(self.observation),
+                prior_distribution.diffusion_time,
+            )
 
 
 def _sample_sites(model):
@@ -210,4 +246,5 @@ def posterior_target(model: Callable) -> PosteriorTarget:
         parameter_values={
             name: _default_parameter_value(site) for name, site in parameters.items()
         },
+        observation_sites=tuple(name for name, prior in priors.items() if prior.needs_observation),
     )

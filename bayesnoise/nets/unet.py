@@ -82,6 +82,17 @@ class UNet(eqx.Module):
     The output has the input's shape; with :class:`~bayesnoise.priors.ScoreNetPrior` it is the
     *scaled* score s_t ∇ log p_t(x) (the negative of the noise, see :mod:`bayesnoise.train`).
 
+    **Conditional networks** (``condition_channels > 0``; Iyer, Shu & Sinha §3.2): the
+    observation y (``condition``, of shape (H, W, condition_channels)) is concatenated to x as
+    extra input channels, followed by ONE mask channel filled with ``condition_mask`` (1: y is
+    given; 0: the condition is dropped, and the y channels are zeros). ``net(x, t)`` without a
+    condition is the unconditional score ψ(z) of classifier-free guidance. Zeros plus a mask
+    channel, rather than zeros alone, so the network can tell "no observation" from "an
+    observation that is 0" (a black image, or pixels set to 0 where they are missing); its
+    first convolution's weights on the mask channel are the learned "null" condition, and it
+    costs 9 × channels[0] weights. With ``condition_channels = 0`` (the default) the network
+    is the unconditional one, parameter for parameter.
+
     Parameters
     ----------
     in_channels : int
@@ -96,6 +107,8 @@ class UNet(eqx.Module):
         Groups of the group norms.
     fourier_scale : float
         Standard deviation of the random Fourier frequencies of t.
+    condition_channels : int
+        Channels of the observation the network is conditioned on (0: unconditional).
     key : PRNGKeyArray
         Key for the initial weights.
 
@@ -112,6 +125,7 @@ class UNet(eqx.Module):
     embedding_dim: int = eqx.field(static=True)
     groups: int = eqx.field(static=True)
     fourier_scale: float = eqx.field(static=True)
+    condition_channels: int = eqx.field(static=True)
     time_embedding: GaussianFourierEmbedding
     time_mlp: eqx.nn.MLP
     conv_in: Conv2d
@@ -131,6 +145,7 @@ class UNet(eqx.Module):
         embedding_dim: int = 64,
         groups: int = 8,
         fourier_scale: float = 16.0,
+        condition_channels: int = 0,
         *,
         key: PRNGKeyArray,
     ):
@@ -141,12 +156,19 @@ class UNet(eqx.Module):
             )
         if num_res_blocks < 1:
             raise ValueError(f"num_res_blocks must be at least 1. Got {num_res_blocks}.")
+        if isinstance(condition_channels, bool) or not (
+            isinstance(condition_channels, int) and condition_channels >= 0
+        ):
+            raise ValueError(
+                f"condition_channels must be a non-negative int. Got {condition_channels!r}."
+            )
         self.in_channels = in_channels
         self.channels = channels
         self.num_res_blocks = num_res_blocks
         self.embedding_dim = embedding_dim
         self.groups = groups
         self.fourier_scale = fourier_scale
+        self.condition_channels = condition_channels
 
         keys = iter(jax.random.split(key, 8 + 4 * len(channels) * (num_res_blocks + 2)))
         self.time_embedding = GaussianFourierEmbedding(embedding_dim, fourier_scale, key=next(keys))
@@ -158,7 +180,9 @@ class UNet(eqx.Module):
             activation=jax.nn.silu,
             key=next(keys),
         )
-        self.conv_in = Conv2d(in_channels, channels[0], 3, key=next(keys))
+        # a conditional network also reads y and the mask channel (see the class docstring)
+        inputs = in_channels + (condition_channels + 1 if condition_channels else 0)
+        self.conv_in = Conv2d(inputs, channels[0], 3, key=next(keys))
 
         self.down_blocks, self.downsamples = [], []
         current = channels[0]
@@ -198,8 +222,12 @@ class UNet(eqx.Module):
 
     @property
     def hyperparameters(self) -> dict:
-        """The constructor's arguments (except ``key``), enough to rebuild the skeleton."""
-        return {
+        """The constructor's arguments (except ``key``), enough to rebuild the skeleton.
+
+        ``condition_channels`` appears only for a conditional network, so the headers of
+        unconditional checkpoints are those written before conditional networks existed.
+        """
+        hyperparameters = {
             "in_channels": self.in_channels,
             "channels": list(self.channels),
             "num_res_blocks": self.num_res_blocks,
@@ -207,10 +235,42 @@ class UNet(eqx.Module):
             "groups": self.groups,
             "fourier_scale": self.fourier_scale,
         }
+        if self.condition_channels:
+            hyperparameters["condition_channels"] = self.condition_channels
+        return hyperparameters
+
+    def _with_condition(self, x, condition, condition_mask):
+        """x, then (for a conditional network) y × mask and the mask, along the channels."""
+        if not self.condition_channels:
+            if condition is not None:
+                raise ValueError(
+                    "condition must be None for an unconditional network "
+                    "(condition_channels=0). Got an array of shape "
+                    f"{jnp.shape(condition)}."
+                )
+            return x
+        if condition is None:
+            condition = jnp.zeros(x.shape[:2] + (self.condition_channels,), x.dtype)
+            condition_mask = 0.0
+        expected = x.shape[:2] + (self.condition_channels,)
+        if jnp.shape(condition) != expected:
+            raise ValueError(
+                f"condition must have shape {expected} (the image's height and width, "
+                f"condition_channels={self.condition_channels}). Got {jnp.shape(condition)}."
+            )
+        mask = jnp.asarray(condition_mask, dtype=x.dtype)
+        mask_channel = jnp.broadcast_to(mask, x.shape[:2] + (1,))
+        return jnp.concatenate([x, condition * mask, mask_channel], axis=-1)
 
     def __call__(
-        self, x: Float[Array, "height width channels"], t: Float[Array, ""] | float
+        self,
+        x: Float[Array, "height width channels"],
+        t: Float[Array, ""] | float,
+        condition: Float[Array, "height width condition_channels"] | None = None,
+        condition_mask: Float[Array, ""] | float = 1.0,
     ) -> Float[Array, "height width channels"]:
+        """The scaled score at (x, t); a conditional network also takes ``condition`` (y) and
+        ``condition_mask`` (1: conditioned, 0: dropped; None ``condition``: dropped)."""
         if x.ndim != 3 or x.shape[-1] != self.in_channels:
             raise ValueError(
                 f"x must be one channel-last image of shape (height, width, {self.in_channels}). "
@@ -218,7 +278,8 @@ class UNet(eqx.Module):
             )
         size = x.shape[:2]
         embedding = self.time_mlp(self.time_embedding(jnp.asarray(t, dtype=x.dtype)))
-        h = self.conv_in(pad_to_multiple(x, 2 ** (len(self.channels) - 1)))
+        inputs = self._with_condition(x, condition, condition_mask)
+        h = self.conv_in(pad_to_multiple(inputs, 2 ** (len(self.channels) - 1)))
 
         skips = []
         for level, blocks in enumerate(self.down_blocks):

@@ -1,6 +1,7 @@
 """Priors known through their diffused scores: analytic Gaussians and score networks."""
 
 from bayesnoise.priors.base import AbstractScorePrior
+from bayesnoise.priors.conditional import ConditionalScoreNetPrior
 from bayesnoise.priors.gaussian import GaussianPrior
 from bayesnoise.priors.low_rank import LowRankGaussianPrior
 from bayesnoise.priors.moire import moire_factor, moire_noise_prior, sample_moire_noise
@@ -14,6 +15,7 @@ from bayesnoise.priors.stripes import sample_stripe_noise, stripe_factor, stripe
 
 __all__ = [
     "AbstractScorePrior",
+    "ConditionalScoreNetPrior",
     "GaussianPrior",
     "LowRankGaussianPrior",
     "ScoreNetPrior",

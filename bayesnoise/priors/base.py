@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 from jaxtyping import Array, Float, PRNGKeyArray
@@ -18,10 +19,20 @@ class AbstractScorePrior(eqx.Module):
     ``score(x, t)`` is the gradient of log p_t(x) for ONE unbatched signal of ``shape``.
     Priors with a closed-form density also implement ``log_prob`` and ``sample``; these make a
     model runnable under NUTS (at t = 0) and give exact references in tests.
+
+    A prior whose score also depends on the observation y (a network conditioned on the noisy
+    image, :class:`~bayesnoise.priors.ConditionalScoreNetPrior`) sets ``needs_observation``
+    and returns from ``with_observation(y)`` a copy bound to y; the posterior target binds
+    each trajectory's y into such priors before every step (:mod:`bayesnoise.target`).
     """
 
     shape: eqx.AbstractVar[tuple[int, ...]]
     sde: eqx.AbstractVar[AbstractSDE]
+    needs_observation: ClassVar[bool] = False
+
+    def with_observation(self, observation: Float[Array, "..."]) -> AbstractScorePrior:
+        """This prior with the observation y bound in (unchanged unless ``needs_observation``)."""
+        return self
 
     @abc.abstractmethod
     def score(self, x: Float[Array, "..."], t: Float[Array, ""]) -> Float[Array, "..."]:

@@ -5,7 +5,9 @@ optimisation step with its optimiser and EMA (:mod:`~bayesnoise.training.optimis
 saving and resuming (:mod:`~bayesnoise.training.resume`), the loop
 (:mod:`~bayesnoise.training.loop`), the data (:mod:`~bayesnoise.training.datasets`,
 :mod:`~bayesnoise.training.image_folder`), the whole run from a few settings
-(:mod:`~bayesnoise.training.config`) and the ``bayesnoise train`` command
+(:mod:`~bayesnoise.training.config`), conditional networks on (signal, observation) pairs
+(:mod:`~bayesnoise.training.conditional`, :mod:`~bayesnoise.training.paired`) and the
+``bayesnoise train`` command
 (:mod:`~bayesnoise.training.cli`).
 
 Examples
@@ -14,6 +16,11 @@ Examples
 >>> train_from_config("my_images/", None, "prior.eqx", steps=2000, preset="small")
 """
 
+from bayesnoise.training.conditional import (
+    ConditioningSettings,
+    conditional_dsm_loss,
+    conditional_heldout_loss,
+)
 from bayesnoise.training.config import PRESETS, train_from_config
 from bayesnoise.training.datasets import DATASETS, TrainingData, load_training_data
 from bayesnoise.training.loop import train_score_network
@@ -25,8 +32,21 @@ from bayesnoise.training.optimisation import (
     make_optimizer,
     train_step,
 )
+from bayesnoise.training.paired import (
+    CORRUPTIONS,
+    PairedTrainingData,
+    is_paired_file,
+    load_paired_training_data,
+)
 
 __all__ = [
+    "CORRUPTIONS",
+    "ConditioningSettings",
+    "PairedTrainingData",
+    "conditional_dsm_loss",
+    "conditional_heldout_loss",
+    "is_paired_file",
+    "load_paired_training_data",
     "DATASETS",
     "PRESETS",
     "StepSettings",

@@ -39,6 +39,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     data.add_argument("--fit", default="resize", choices=["resize", "random-crop"],
                       help="how images of another size are brought to --resolution")  # fmt: skip
     data.add_argument("--crops-per-image", type=int, default=8, help="with --fit random-crop")
+    paired = train.add_argument_group(
+        "paired (conditional) training",
+        "train a network conditioned on the observation (Iyer et al.) on (signal, observation) "
+        "pairs: DATA corrupted by --corruption, or a .npz holding 'signal' and 'observation'",
+    )
+    paired.add_argument("--corruption", choices=["digits", "gaussian", "inpaint"],
+                        help="make the observations of DATA: 0.5 x + 0.5 digit, x + sigma eps, "
+                        "or random missing pixels")  # fmt: skip
+    paired.add_argument("--corruption-level", type=float,
+                        help="digit weight (0.5), sigma (0.3) or missing fraction (0.5)",
+                        )  # fmt: skip
+    paired.add_argument("--condition-dropout", type=float, default=0.1,
+                        help="p_uncond: fraction of the batch trained without y (CFG)")  # fmt: skip
+    paired.add_argument("--probabilistic-conditioning", default="keep",
+                        choices=["keep", "mask", "off"],
+                        help="eq. 14's p_cond as the probability of keeping y (keep) or of "
+                        "masking it (mask); off: y always kept (but for the dropout)")  # fmt: skip
+    paired.add_argument("--conditioning-temperature", type=float, default=1.0,
+                        help="T of eq. 14")  # fmt: skip
     network = train.add_argument_group("network")
     network.add_argument("--preset", choices=["tiny", "small", "paper"],
                          help="network size (default: small)")  # fmt: skip
@@ -75,6 +94,14 @@ def run(args: argparse.Namespace) -> None:
 
     quiet = getattr(args, "quiet", False)
     writable_directory(Path(args.out).resolve().parent, "--out: folder")
+    conditioning = None
+    if args.corruption is not None or training.is_paired_file(args.dataset, args.array_key):
+        rule = None if args.probabilistic_conditioning == "off" else args.probabilistic_conditioning
+        conditioning = training.ConditioningSettings(
+            condition_dropout=args.condition_dropout,
+            probabilistic_conditioning=rule,
+            temperature=args.conditioning_temperature,
+        )
     result = training.train_from_config(
         args.dataset,
         args.architecture,
@@ -100,6 +127,9 @@ def run(args: argparse.Namespace) -> None:
         device=f"{jax.default_backend()}: {jax.devices()[0].device_kind}",
         command="bayesnoise " + shlex.join(sys.argv[1:]),
         progress=not quiet and sys.stderr.isatty(),
+        corruption=args.corruption,
+        corruption_level=args.corruption_level,
+        conditioning=conditioning,
     )
     if not quiet:
         print(f"wrote {args.out}{_outcome(result)}")

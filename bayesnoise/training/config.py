@@ -20,10 +20,12 @@ import jax.numpy as jnp
 from bayesnoise.checkpoints import read_header, save_checkpoint, sde_to_header
 from bayesnoise.nets import build_network, count_parameters
 from bayesnoise.sde import VPSDE, AbstractSDE
+from bayesnoise.training.conditional import CONDITIONAL_LOSS_DESCRIPTION, ConditioningSettings
 from bayesnoise.training.datasets import load_training_data
 from bayesnoise.training.loop import train_score_network
 from bayesnoise.training.loss import LOSS_DESCRIPTION
 from bayesnoise.training.optimisation import StepSettings
+from bayesnoise.training.paired import is_paired_file, load_paired_training_data
 
 __all__ = ["ARCHITECTURE_DEFAULTS", "PRESETS", "train_from_config"]
 
@@ -72,6 +74,9 @@ def train_from_config(
     device: str | None = None,
     command: str | None = None,
     progress: bool = True,
+    corruption: str | None = None,
+    corruption_level: float | None = None,
+    conditioning: ConditioningSettings | None = None,
 ) -> tuple[eqx.Module, dict]:
     """Train a score prior on ``dataset`` and write it to ``out`` (EMA weights + header).
 
@@ -109,6 +114,15 @@ def train_from_config(
         Recorded in the header; by default the JAX platform and CPU count, and ``sys.argv``.
     progress : bool
         Show a progress bar (loss, steps/s, time left).
+    corruption, corruption_level : optional
+        Train a *conditional* network on (signal, observation) pairs made by a built-in
+        corruption of ``dataset`` ("digits", "gaussian", "inpaint", with its level; see
+        :mod:`bayesnoise.training.paired`). A ``.npz`` ``dataset`` holding arrays ``signal``
+        and ``observation`` (and no ``array_key``) is paired training too.
+    conditioning : ConditioningSettings, optional
+        Condition dropout and eq. 14's mask of a conditional run (default
+        :class:`~bayesnoise.training.conditional.ConditioningSettings`); recorded in the
+        header's ``training.conditioning``.
 
     Returns
     -------
@@ -118,9 +132,35 @@ def train_from_config(
     out = Path(out)
     state_path = Path(state_path) if state_path is not None else out.with_name(out.name + ".state")
     sde = VPSDE(beta_min=0.1, beta_max=20.0) if sde is None else sde
-    data = load_training_data(dataset, glob=glob, array_key=array_key, channels=channels,
-                              resolution=resolution, fit=fit, crops_per_image=crops_per_image,
-                              seed=seed)  # fmt: skip
+    signal_options = {"glob": glob, "array_key": array_key, "channels": channels,
+                      "resolution": resolution, "fit": fit,
+                      "crops_per_image": crops_per_image}  # fmt: skip
+    paired = corruption is not None or is_paired_file(dataset, array_key)
+    if paired and architecture != "unet":
+        raise ValueError(
+            "architecture must be 'unet' for paired (conditional) training: only the U-Net "
+            f"takes the observation as input channels. Got architecture={architecture!r}."
+        )
+    if paired:
+        data = load_paired_training_data(
+            dataset, corruption=corruption, level=corruption_level, seed=seed,
+            **(signal_options if corruption is not None else {}),
+        )  # fmt: skip
+        conditioning = (conditioning or ConditioningSettings()).check()
+        options = {**options, "condition_channels": int(data.train_observations.shape[-1])}
+        paired_keywords = {
+            "train_observations": data.train_observations,
+            "heldout_observations": data.heldout_observations,
+            "conditioning": conditioning,
+        }
+    else:
+        if corruption_level is not None or conditioning is not None:
+            raise ValueError(
+                "corruption_level and conditioning are settings of paired (conditional) "
+                "training: give a corruption or a .npz with 'signal' and 'observation'."
+            )
+        data = load_training_data(dataset, seed=seed, **signal_options)
+        paired_keywords = {}
     init_key, train_key = jax.random.split(jax.random.key(seed))
     network = build_network(
         architecture, {**options, "in_channels": int(data.train.shape[-1])}, key=init_key
@@ -133,12 +173,19 @@ def train_from_config(
         "preset": preset,
         **settings._asdict(),
         "optimizer": OPTIMIZER_DESCRIPTION,
-        "loss": LOSS_DESCRIPTION,
+        "loss": CONDITIONAL_LOSS_DESCRIPTION if paired else LOSS_DESCRIPTION,
         "seed": seed,
         "command": command if command is not None else shlex.join(sys.argv),
         "device": device or f"{jax.devices()[0].platform}, {os.cpu_count()} cores",
         "num_parameters": count_parameters(network),
     }
+    if paired:
+        training["conditioning"] = {
+            **conditioning._asdict(),
+            "network_input": "x, y x mask and the mask (1: y given, 0: dropped) as channels",
+            "mask": "Bernoulli((1 - condition_dropout) keep_probability(x_t, y)); "
+            "keep_probability: bayesnoise.priors.conditional (eq. 14)",
+        }
     base_header = {"sde": sde_to_header(sde), "data": data.info}
 
     def export(ema_network, summary, finished=False):
@@ -167,7 +214,7 @@ def train_from_config(
         network, sde, data.train, data.heldout, num_steps=steps, **_step_keywords(settings),
         checkpoint_path=state_path, checkpoint_every=checkpoint_every, eval_every=eval_every,
         on_checkpoint=on_checkpoint, max_wall_time=max_wall_time, progress=progress,
-        key=train_key,
+        key=train_key, **paired_keywords,
     )  # fmt: skip
     if not last_summary:  # resumed a run that had already reached its step count
         saved = read_header(state_path)

@@ -14,6 +14,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from tqdm.auto import tqdm
 
 from bayesnoise.sde import AbstractSDE
+from bayesnoise.training.conditional import ConditioningSettings, conditional_heldout_loss
 from bayesnoise.training.loss import heldout_loss
 from bayesnoise.training.optimisation import StepSettings, init_state, train_step
 from bayesnoise.training.resume import load_state, read_saved_run, run_identity, save_state
@@ -43,6 +44,9 @@ def train_score_network(
     on_checkpoint: Callable[[eqx.Module, dict], Any] | None = None,
     max_wall_time: float | None = None,
     progress: bool = True,
+    train_observations: Images | None = None,
+    heldout_observations: Images | None = None,
+    conditioning: ConditioningSettings | None = None,
     key: PRNGKeyArray,
 ) -> tuple[eqx.Module, dict[str, list]]:
     """Train ``network`` by denoising score matching under ``sde``; return its EMA and a history.
@@ -77,6 +81,13 @@ def train_score_network(
         training have passed, summed over resumes; for fixed CPU budgets.
     progress : bool
         Show a tqdm progress bar with the loss, steps/s and the time left.
+    train_observations, heldout_observations : array (N, H, W, C'), optional
+        The observations paired with the training / held-out images: ``network`` is then
+        conditional (``network(x, t, y, mask)``) and trained by
+        :func:`~bayesnoise.training.conditional.conditional_dsm_loss`.
+    conditioning : ConditioningSettings, optional
+        Condition dropout and eq. 14's mask in a conditional run (default
+        :class:`~bayesnoise.training.conditional.ConditioningSettings`).
     key : PRNGKeyArray
         Randomness of batches, times and noise.
 
@@ -98,8 +109,13 @@ def train_score_network(
     settings = StepSettings(
         batch_size, learning_rate, grad_clip, warmup_steps, adam_eps, ema_decay, eps
     )
+    if train_observations is not None:
+        train_observations = _paired(train_observations, train_images, "train")
+        conditioning = (conditioning or ConditioningSettings()).check()
+        if heldout_images is not None:
+            heldout_observations = _paired(heldout_observations, heldout_images, "heldout")
     state = init_state(network, settings, key=key)
-    identity = run_identity(sde, settings, train_images)
+    identity = run_identity(sde, settings, train_images, train_observations, conditioning)
     log = _Log()
     checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
     if checkpoint_path is not None and checkpoint_path.is_file():
@@ -109,6 +125,11 @@ def train_score_network(
     def evaluate():
         if heldout_images is None:
             return float("nan")
+        if train_observations is not None:
+            return conditional_heldout_loss(
+                state.ema_network, sde, heldout_images, heldout_observations, conditioning,
+                eps=eps,
+            )  # fmt: skip
         return heldout_loss(state.ema_network, sde, heldout_images, eps=eps)
 
     start_step = int(state.step)
@@ -116,7 +137,9 @@ def train_score_network(
         total=num_steps, initial=start_step, disable=not progress, unit="step", smoothing=0.1
     )
     for step in range(start_step + 1, num_steps + 1):
-        state, loss = train_step(train_images, state, sde, settings)
+        state, loss = train_step(
+            train_images, state, sde, settings, train_observations, conditioning
+        )
         if step % 10 == 0 or step == num_steps:
             log.add_loss(float(loss))
             bar.set_postfix(loss=f"{log.last_loss:.4f}", refresh=False)
@@ -140,6 +163,22 @@ def train_score_network(
             break
     bar.close()
     return state.ema_network, log.history
+
+
+def _paired(observations, images, split: str):
+    """``observations`` as an array with one observation per image of ``images``."""
+    observations = None if observations is None else jnp.asarray(observations)
+    if (
+        observations is None
+        or observations.ndim != 4
+        or (observations.shape[:3] != images.shape[:3])
+    ):
+        got = None if observations is None else observations.shape
+        raise ValueError(
+            f"{split}_observations must pair with the {split} images: shape "
+            f"({images.shape[0]}, {images.shape[1]}, {images.shape[2]}, channels). Got {got}."
+        )
+    return observations
 
 
 class _Log:

@@ -16,6 +16,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from bayesnoise.sde import AbstractSDE
+from bayesnoise.training.conditional import ConditioningSettings, conditional_dsm_loss
 from bayesnoise.training.loss import dsm_loss
 
 __all__ = ["StepSettings", "TrainingState", "init_state", "make_optimizer", "train_step"]
@@ -81,16 +82,34 @@ def train_step(
     state: TrainingState,
     sde: AbstractSDE,
     settings: StepSettings,
+    train_observations: Float[Array, "num_images height width channels"] | None = None,
+    conditioning: ConditioningSettings | None = None,
 ) -> tuple[TrainingState, Float[Array, ""]]:
-    """One step on a batch drawn from ``train_images``; returns the new state and the loss."""
+    """One step on a batch drawn from ``train_images``; returns the new state and the loss.
+
+    With ``train_observations`` (paired with the images) the network is conditional and the
+    loss is :func:`~bayesnoise.training.conditional.conditional_dsm_loss` under
+    ``conditioning`` (default :class:`ConditioningSettings`).
+    """
     key = jax.random.fold_in(state.key, state.step)
     index_key, loss_key = jax.random.split(key)
     # Batches are drawn (with replacement) from the step's own key, so a resumed run sees
     # exactly the batches an uninterrupted one would have.
     index = jax.random.randint(index_key, (settings.batch_size,), 0, train_images.shape[0])
-    loss, grads = eqx.filter_value_and_grad(dsm_loss)(
-        state.network, sde, train_images[index], loss_key, settings.min_time
-    )
+    if train_observations is None:
+        loss, grads = eqx.filter_value_and_grad(dsm_loss)(
+            state.network, sde, train_images[index], loss_key, settings.min_time
+        )
+    else:
+        loss, grads = eqx.filter_value_and_grad(conditional_dsm_loss)(
+            state.network,
+            sde,
+            train_images[index],
+            train_observations[index],
+            loss_key,
+            settings.min_time,
+            conditioning or ConditioningSettings(),
+        )
     params = eqx.filter(state.network, eqx.is_inexact_array)
     # optax's Adam computes `b1 ** count` (a Python float to an int32 power), which strict
     # dtype promotion rejects; allow standard promotion inside the optimiser only.

@@ -14,20 +14,36 @@ import numpy as np
 
 from bayesnoise.checkpoints import read_header, read_tree, write_tree
 from bayesnoise.sde import AbstractSDE
+from bayesnoise.training.conditional import ConditioningSettings
 from bayesnoise.training.optimisation import StepSettings, TrainingState
 
 __all__ = ["load_state", "read_saved_run", "run_identity", "save_state"]
 
 
-def run_identity(sde: AbstractSDE, settings: StepSettings, train_images) -> dict:
+def run_identity(
+    sde: AbstractSDE,
+    settings: StepSettings,
+    train_images,
+    train_observations=None,
+    conditioning: ConditioningSettings | None = None,
+) -> dict:
     """What a resumed run must share with the saved one: the SDE, every step setting and the
-    training images themselves (by count and SHA-256)."""
-    return {
+    training images themselves (by count and SHA-256); for a conditional run also the paired
+    observations and the conditioning settings."""
+    identity = {
         "sde": type(sde).__name__,
         **settings._asdict(),
         "num_train": int(train_images.shape[0]),
-        "train_images_sha256": hashlib.sha256(np.asarray(train_images).tobytes()).hexdigest(),
+        "train_images_sha256": _sha256(train_images),
     }
+    if train_observations is not None:
+        identity["train_observations_sha256"] = _sha256(train_observations)
+        identity.update((conditioning or ConditioningSettings())._asdict())
+    return identity
+
+
+def _sha256(array) -> str:
+    return hashlib.sha256(np.asarray(array).tobytes()).hexdigest()
 
 
 def save_state(path: Path, state: TrainingState, header: dict) -> None:

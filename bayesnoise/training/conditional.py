@@ -1,0 +1,164 @@
+"""Training a network conditioned on the observation: DSM on (clean, observed) pairs.
+
+Iyer, Shu & Sinha §3.2-3.3: the U-Net reads the observation y as extra input channels
+(:class:`~bayesnoise.nets.UNet` with ``condition_channels``) and is trained by denoising score
+matching on pairs (x_0, y), with the condition dropped for part of the batch so that the same
+network also learns the unconditional score (classifier-free guidance, eq. 11) and, as the
+paper does, masked by the probabilistic-conditioning rule of eq. 14 evaluated at x_t:
+
+    keep ~ Bernoulli((1 − p_uncond) · keep_probability(x_t, y)),
+    L(θ) = E mean_pixels (net_θ(x_t, t, keep · y, keep) + z)².
+
+Dropout is independent of (x_0, y, z), so the dropped examples teach the unconditional score
+E[z | x_t] without bias. The eq. 14 mask depends on ‖x_t − y‖: the examples it drops are not a
+random subset (with ``rule="keep"`` they are those whose x_t is near y), so the unconditional
+score it teaches leans towards such pairs; ``probabilistic_conditioning=None`` trains without it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from bayesnoise.priors.conditional import CONDITIONING_RULES, DISTANCES, draw_condition_mask
+from bayesnoise.sde import AbstractSDE
+
+__all__ = [
+    "CONDITIONAL_LOSS_DESCRIPTION",
+    "ConditioningSettings",
+    "condition_masks",
+    "conditional_dsm_loss",
+    "conditional_heldout_loss",
+]
+
+Images = Float[Array, "num_images height width channels"]
+CONDITIONAL_LOSS_DESCRIPTION = (
+    "mean over batch and pixels of (net(a_t x0 + s_t z, t, keep y, keep) + z)^2, "
+    "t ~ U[min_time, 1], keep ~ Bernoulli((1 - condition_dropout) keep_probability(x_t, y))"
+)
+
+
+class ConditioningSettings(NamedTuple):
+    """How the condition is dropped in training (Python values: static, and recorded).
+
+    ``condition_dropout`` is p_uncond of classifier-free guidance; ``probabilistic_conditioning``,
+    ``temperature`` and ``distance`` are eq. 14's rule, T and distance
+    (:func:`~bayesnoise.priors.conditional.keep_probability`).
+    """
+
+    condition_dropout: float = 0.1
+    probabilistic_conditioning: str | None = "keep"
+    temperature: float = 1.0
+    distance: str = "rms"
+
+    def check(self) -> ConditioningSettings:
+        """Raise a ``ValueError`` naming the first setting out of range; else return self."""
+        if not 0.0 <= self.condition_dropout < 1.0:
+            raise ValueError(
+                f"condition_dropout must be in [0, 1). Got {self.condition_dropout!r}."
+            )
+        if self.probabilistic_conditioning not in CONDITIONING_RULES:
+            raise ValueError(
+                f"probabilistic_conditioning must be one of {CONDITIONING_RULES}. "
+                f"Got {self.probabilistic_conditioning!r}."
+            )
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0. Got {self.temperature!r}.")
+        if self.distance not in DISTANCES:
+            raise ValueError(f"distance must be one of {DISTANCES}. Got {self.distance!r}.")
+        return self
+
+
+def condition_masks(
+    key: PRNGKeyArray, noisy: Images, observations: Images, settings: ConditioningSettings
+) -> Float[Array, " num_images"]:
+    """1 (y given) or 0 (dropped) for each image of a batch (see the module docstring)."""
+    keys = jax.random.split(key, noisy.shape[0])
+
+    def one(key, x, y):
+        return draw_condition_mask(
+            key,
+            x,
+            y,
+            dropout=settings.condition_dropout,
+            rule=settings.probabilistic_conditioning,
+            temperature=settings.temperature,
+            distance=settings.distance,
+        )
+
+    return jax.vmap(one)(keys, noisy, observations)
+
+
+def conditional_dsm_loss(
+    network: eqx.Module,
+    sde: AbstractSDE,
+    images: Images,
+    observations: Images,
+    key: PRNGKeyArray,
+    eps: float = 1e-3,
+    settings: ConditioningSettings | None = None,
+) -> Float[Array, ""]:
+    """The DSM loss of a conditional ``network`` on clean ``images`` and their ``observations``,
+    the condition dropped as ``settings`` say; t ~ U[eps, 1] per image."""
+    settings = ConditioningSettings() if settings is None else settings
+    time_key, noise_key, mask_key = jax.random.split(key, 3)
+    times = jax.random.uniform(time_key, images.shape[:1], images.dtype, eps, 1.0)
+    noise = jax.random.normal(noise_key, images.shape, images.dtype)
+    return _loss_at(network, sde, images, observations, times, noise, mask_key, settings)
+
+
+def _loss_at(network, sde, images, observations, times, noise, mask_key, settings):
+    broadcast = (-1,) + (1,) * (images.ndim - 1)
+    mean = sde.marginal_mean_coefficient(times).reshape(broadcast)
+    std = sde.marginal_std(times).reshape(broadcast)
+    noisy = (mean * images + std * noise).astype(images.dtype)
+    masks = condition_masks(mask_key, noisy, observations, settings)
+    prediction = jax.vmap(network)(noisy, times, observations, masks)
+    return jnp.mean((prediction + noise) ** 2)
+
+
+@eqx.filter_jit
+def _chunk_loss(network, sde, images, observations, times, noise, mask_key, settings):
+    return _loss_at(network, sde, images, observations, times, noise, mask_key, settings)
+
+
+def conditional_heldout_loss(
+    network: eqx.Module,
+    sde: AbstractSDE,
+    images: Images,
+    observations: Images,
+    settings: ConditioningSettings,
+    *,
+    key: PRNGKeyArray | None = None,
+    eps: float = 1e-3,
+    batch_size: int = 250,
+) -> float:
+    """:func:`conditional_dsm_loss` on held-out pairs with fixed times, noise and masks, so
+    the numbers of two networks differ only through the networks (chunks of ``batch_size``;
+    the last partial chunk is dropped)."""
+    images, observations = jnp.asarray(images), jnp.asarray(observations)
+    count = (images.shape[0] // batch_size) * batch_size
+    if count == 0:
+        batch_size = count = images.shape[0]
+    key = jax.random.key(0) if key is None else key
+    time_key, noise_key, mask_key = jax.random.split(key, 3)
+    times = jax.random.uniform(time_key, (count,), images.dtype, eps, 1.0)
+    noise = jax.random.normal(noise_key, (count, *images.shape[1:]), images.dtype)
+    losses = [
+        _chunk_loss(
+            network,
+            sde,
+            images[start : start + batch_size],
+            observations[start : start + batch_size],
+            times[start : start + batch_size],
+            noise[start : start + batch_size],
+            jax.random.fold_in(mask_key, start),
+            settings,
+        )
+        for start in range(0, count, batch_size)
+    ]
+    return float(jnp.mean(jnp.stack(losses)))

@@ -1,0 +1,338 @@
+"""Conditional score networks (Iyer, Shu & Sinha): the U-Net's condition channels, eq. 14's
+mask against its formula, condition dropout, classifier-free guidance (eq. 11) on a Gaussian
+case with closed-form scores, checkpoints, paired training and sampling through bn.sample."""
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+import bayesnoise as bn
+from bayesnoise.checkpoints import (
+    load_checkpoint,
+    load_conditional_score_prior,
+    load_score_prior,
+    read_header,
+    save_checkpoint,
+    sde_to_header,
+)
+from bayesnoise.cli import main
+from bayesnoise.nets import UNet
+from bayesnoise.priors.conditional import (
+    conditioning_probability,
+    draw_condition_mask,
+    guided_score,
+    keep_probability,
+)
+from bayesnoise.target import posterior_target
+from bayesnoise.training import ConditioningSettings, conditional_dsm_loss
+from bayesnoise.training.conditional import condition_masks
+from bayesnoise.training.paired import corrupt
+
+SHAPE = (8, 8, 1)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def rbg_keys():
+    """Keys of the rbg kind while these tests run: threefry compiles slowly for the many
+    weight shapes a network's initialisation splits keys for."""
+    previous = jax.config.jax_default_prng_impl
+    jax.config.update("jax_default_prng_impl", "rbg")
+    yield
+    jax.config.update("jax_default_prng_impl", previous)
+
+
+Z_LIMIT = stats.norm.ppf(1 - 1e-4 / 2)  # two-sided z-test at level 1e-4
+
+
+@functools.cache
+def tiny_conditional_unet():
+    return UNet(
+        channels=(4,), embedding_dim=8, groups=2, condition_channels=1,
+        key=jax.random.key(3, impl="rbg"),
+    )  # fmt: skip
+
+
+class GaussianConditionalNetwork(eqx.Module):
+    """Closed-form scaled scores of x ~ N(0, I), y = x + N(0, tau^2 I) under a VP SDE.
+
+    p_t(x_t) = N(0, a^2 + s^2); p_t(x_t | y) = N(a m, a^2 v + s^2) with m = y / (1 + tau^2),
+    v = tau^2 / (1 + tau^2); the network returns s_t times the score (masked: the unconditional).
+    """
+
+    sde: bn.VPSDE
+    tau: float = 0.5
+    condition_channels: int = eqx.field(static=True, default=1)
+
+    def __call__(self, x, t, condition=None, condition_mask=1.0):
+        a = self.sde.marginal_mean_coefficient(t)
+        s = self.sde.marginal_std(t)
+        unconditional = -s * x / (a**2 + s**2)
+        if condition is None:
+            return unconditional
+        mean = condition / (1 + self.tau**2)
+        variance = self.tau**2 / (1 + self.tau**2)
+        conditional = -s * (x - a * mean) / (a**2 * variance + s**2)
+        return condition_mask * conditional + (1 - condition_mask) * unconditional
+
+
+def closed_form_scores(x, y, t, tau=0.5):
+    """(conditional, unconditional) scores, written out again in NumPy."""
+    sde = bn.VPSDE()
+    a, s = float(sde.marginal_mean_coefficient(t)), float(sde.marginal_std(t))
+    m, v = y / (1 + tau**2), tau**2 / (1 + tau**2)
+    return -(x - a * m) / (a**2 * v + s**2), -x / (a**2 + s**2)
+
+
+# --------------------------------------------------------------------------- network
+
+
+def test_conditional_unet_shapes_and_null_condition():
+    net = tiny_conditional_unet()
+    x = jax.random.normal(jax.random.key(0), SHAPE)
+    y = jax.random.uniform(jax.random.key(1), SHAPE)
+    outputs = eqx.filter_jit(lambda n, x, y: (n(x, 0.5, y), n(x, 0.5), n(x, 0.5, y, 0.0)))
+    conditioned, unconditioned, dropped = outputs(net, x, y)
+    assert conditioned.shape == unconditioned.shape == SHAPE
+    assert net.hyperparameters["condition_channels"] == 1
+    # a dropped condition (mask 0) is the same input as no condition
+    np.testing.assert_allclose(dropped, unconditioned, atol=1e-6)
+    # the unconditional network is unchanged: no extra channels, no new header entry
+    plain = UNet(channels=(4,), embedding_dim=8, groups=2, key=jax.random.key(3, impl="rbg"))
+    assert "condition_channels" not in plain.hyperparameters
+    assert plain.conv_in.weight.size * 3 == net.conv_in.weight.size
+    with pytest.raises(ValueError, match="condition must be None for an unconditional network"):
+        plain(x, 0.5, y)
+    with pytest.raises(ValueError, match=r"condition must have shape \(8, 8, 1\)"):
+        net(x, 0.5, jnp.zeros((8, 8, 2)))
+
+
+# --------------------------------------------------------------------------- eq. 14
+
+
+@pytest.mark.parametrize("distance", ["rms", "l2"])
+def test_conditioning_probability_is_eq_14(distance):
+    x = np.asarray(jax.random.normal(jax.random.key(0), SHAPE))
+    y = np.asarray(jax.random.uniform(jax.random.key(1), SHAPE))
+    norm = np.sqrt(np.sum((x - y) ** 2)) / (np.sqrt(x.size) if distance == "rms" else 1.0)
+    for temperature in (1.0, 3.0):
+        expected = 1 - np.exp(-norm / temperature)
+        got = conditioning_probability(jnp.asarray(x), jnp.asarray(y), temperature, distance)
+        assert float(got) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "rule, dropout", [("keep", 0.0), ("mask", 0.0), ("keep", 0.1), (None, 0.1)]
+)
+def test_mask_frequency_matches_eq_14(rule, dropout):
+    x = 0.6 * jax.random.normal(jax.random.key(0), SHAPE)
+    y = jax.random.uniform(jax.random.key(1), SHAPE)
+    p_cond = float(conditioning_probability(x, y))
+    assert 0.2 < p_cond < 0.8  # a case where the rule matters
+    kept_probability = {"keep": p_cond, "mask": 1 - p_cond, None: 1.0}[rule] * (1 - dropout)
+    count = 20_000
+    keys = jax.random.split(jax.random.key(2), count)
+    draw = functools.partial(draw_condition_mask, dropout=dropout, rule=rule)
+    masks = np.asarray(jax.vmap(lambda k: draw(k, x, y))(keys))
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    standard_error = np.sqrt(kept_probability * (1 - kept_probability) / count)
+    assert abs(masks.mean() - kept_probability) <= Z_LIMIT * max(standard_error, 1e-3)
+
+
+def test_condition_dropout_rate_in_training_batches():
+    count = 20_000
+    images = jnp.zeros((count, 2, 2, 1))
+    settings = ConditioningSettings(condition_dropout=0.1, probabilistic_conditioning=None)
+    masks = np.asarray(condition_masks(jax.random.key(4), images, images, settings))
+    standard_error = np.sqrt(0.1 * 0.9 / count)
+    assert abs((1 - masks.mean()) - 0.1) <= Z_LIMIT * standard_error
+
+    # ... and the loss hands the network these masks: a "network" that outputs its mask m
+    # has the loss mean((m + z)^2) = E[m] + 1 up to Monte Carlo error
+    def mask_network(x, t, condition, condition_mask):
+        return jnp.full_like(x, condition_mask)
+
+    images = jnp.zeros((count, 4, 4, 1))
+    loss = conditional_dsm_loss(
+        mask_network, bn.VPSDE(), images, images, jax.random.key(5), settings=settings
+    )
+    assert float(loss) - 1.0 == pytest.approx(0.9, abs=0.03)
+
+
+# --------------------------------------------------------------------------- eq. 11
+
+
+def test_guided_score_combination():
+    conditional, unconditional = jnp.array([2.0, -1.0]), jnp.array([0.5, 3.0])
+    for omega in (0.0, 0.5, 2.0):
+        np.testing.assert_allclose(
+            guided_score(conditional, unconditional, omega),
+            (1 + omega) * conditional - omega * unconditional,
+            rtol=1e-6,
+        )
+    # a condition kept with probability 0.3: eq. 11 applied to the mean of the masked score
+    mixed = 0.3 * conditional + 0.7 * unconditional
+    np.testing.assert_allclose(
+        guided_score(conditional, unconditional, 2.0, 0.3),
+        3.0 * mixed - 2.0 * unconditional,
+        rtol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("omega", [0.0, 1.0, 4.0])
+@pytest.mark.parametrize("rule", [None, "keep", "mask"])
+def test_prior_score_is_eq_11_on_a_gaussian_case(omega, rule):
+    sde = bn.VPSDE()
+    prior = bn.ConditionalScoreNetPrior(
+        network=GaussianConditionalNetwork(sde), sde=sde, shape=SHAPE,
+        guidance_weight=omega, probabilistic_conditioning=rule,
+    )  # fmt: skip
+    x = np.asarray(jax.random.normal(jax.random.key(0), SHAPE))
+    y = np.asarray(jax.random.normal(jax.random.key(1), SHAPE) * np.sqrt(1.25))
+    for t in (0.05, 0.5, 1.0):
+        conditional, unconditional = closed_form_scores(x, y, t)
+        keep = 1.0
+        if rule is not None:
+            p_cond = 1 - np.exp(-np.sqrt(np.mean((x - y) ** 2)))
+            keep = p_cond if rule == "keep" else 1 - p_cond
+        expected = unconditional + (1 + omega) * keep * (conditional - unconditional)
+        bound = prior.with_observation(jnp.asarray(y))
+        np.testing.assert_allclose(bound.score(jnp.asarray(x), t), expected, rtol=2e-4, atol=1e-5)
+        if omega == 0.0 and rule is None:  # the exact conditional score p_t(x | y)
+            np.testing.assert_allclose(bound.score(jnp.asarray(x), t), conditional, rtol=2e-4)
+    # unbound (no observation): the unconditional score
+    unconditional = closed_form_scores(x, y, 0.5)[1]
+    np.testing.assert_allclose(prior.score(jnp.asarray(x), 0.5), unconditional, rtol=2e-4)
+
+
+def test_keep_probability_rules():
+    x, y = jnp.ones(SHAPE), jnp.zeros(SHAPE)
+    p_cond = 1 - np.exp(-1.0)
+    assert float(keep_probability(x, y, "keep")) == pytest.approx(p_cond, rel=1e-6)
+    assert float(keep_probability(x, y, "mask")) == pytest.approx(1 - p_cond, rel=1e-6)
+    assert float(keep_probability(x, y, None)) == 1.0
+    with pytest.raises(ValueError, match="probabilistic_conditioning must be one of"):
+        keep_probability(x, y, "always")
+
+
+def test_prior_errors():
+    sde = bn.VPSDE()
+    plain = UNet(channels=(4,), embedding_dim=8, groups=2, key=jax.random.key(3, impl="rbg"))
+    with pytest.raises(ValueError, match="network must be conditional"):
+        bn.ConditionalScoreNetPrior(network=plain, sde=sde, shape=SHAPE)
+    prior = bn.ConditionalScoreNetPrior(
+        network=GaussianConditionalNetwork(sde), sde=sde, shape=SHAPE
+    )
+    with pytest.raises(ValueError, match=r"observation must have shape \(8, 8, 1\)"):
+        prior.with_observation(jnp.zeros((8, 8, 2)))
+    with pytest.raises(ValueError, match="guidance_weight must be a number >= 0"):
+        bn.ConditionalScoreNetPrior(network=GaussianConditionalNetwork(sde), sde=sde,
+                                    shape=SHAPE, guidance_weight=-1.0)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- y reaches the prior
+
+
+def test_the_target_binds_the_observation_into_conditional_priors():
+    sde = bn.VPSDE()
+    prior = bn.ConditionalScoreNetPrior(
+        network=GaussianConditionalNetwork(sde), sde=sde, shape=SHAPE,
+        probabilistic_conditioning=None,
+    )  # fmt: skip
+    target = posterior_target(bn.joint_model(prior, measurement_std=0.1))
+    assert target.observation_sites == ("x",)
+    x, y = jnp.zeros(SHAPE), jnp.ones(SHAPE)
+    bound = target.with_observation(y).prior_score({"x": x}, 0.5)["x"]
+    np.testing.assert_allclose(bound, prior.with_observation(y).score(x, 0.5), rtol=1e-6)
+    np.testing.assert_allclose(target.prior_score({"x": x}, 0.5)["x"], 0.0, atol=1e-7)
+    assert float(jnp.min(bound)) > 0.1  # pulled towards y
+    # models without such priors are untouched
+    plain = posterior_target(bn.joint_model(bn.GaussianPrior(SHAPE, sde), measurement_std=0.1))
+    assert plain.observation_sites == () and plain.with_observation(y) is plain
+
+
+def test_sampling_the_gaussian_case_gives_the_conditional_mean():
+    sde = bn.VPSDE()
+    tau = 0.5
+    prior = bn.ConditionalScoreNetPrior(
+        network=GaussianConditionalNetwork(sde, tau), sde=sde, shape=SHAPE,
+        probabilistic_conditioning=None,
+    )  # fmt: skip
+    model = bn.joint_model(prior, measurement_std=1e3)  # the likelihood adds nothing
+    y = np.full(SHAPE, 1.0, np.float32)
+    tree = bn.sample(model, y, sampler="ddpm_pigdm", num_chains=2, num_draws=4, num_steps=40,
+                     progress=False)  # fmt: skip
+    draws = tree.posterior["x"].values.reshape(-1)
+    mean, variance = 1.0 / (1 + tau**2), tau**2 / (1 + tau**2)
+    assert abs(draws.mean() - mean) < Z_LIMIT * np.sqrt(variance / draws.size) + 0.02
+    assert draws.var() == pytest.approx(variance, rel=0.25)
+
+
+def test_bn_sample_runs_with_an_untrained_conditional_network():
+    prior = bn.ConditionalScoreNetPrior(
+        network=tiny_conditional_unet(), sde=bn.VPSDE(), shape=SHAPE, guidance_weight=1.0
+    )
+    model = bn.joint_model(prior, measurement_std=0.1)
+    y = np.asarray(jax.random.uniform(jax.random.key(0), (2, *SHAPE)))
+    tree = bn.sample(model, y, sampler="dps", num_chains=1, num_draws=2, num_steps=2,
+                     progress=False)  # fmt: skip
+    assert tree.posterior["x"].shape == (1, 2, 2, *SHAPE)  # chain, draw, image, ...
+    assert np.all(np.isfinite(tree.posterior["x"].values))
+
+
+# --------------------------------------------------------------------------- checkpoints, training
+
+
+def test_checkpoint_round_trip(tmp_path):
+    net = tiny_conditional_unet()
+    sde = bn.VPSDE()
+    header = {"sde": sde_to_header(sde), "data": {"shape": list(SHAPE)}}
+    save_checkpoint(tmp_path / "c.eqx", net, header)
+    loaded, read = load_checkpoint(tmp_path / "c.eqx")
+    assert read["architecture"]["hyperparameters"]["condition_channels"] == 1
+    assert eqx.tree_equal(eqx.filter(loaded, eqx.is_array), eqx.filter(net, eqx.is_array))
+    assert isinstance(load_score_prior(tmp_path / "c.eqx"), bn.ConditionalScoreNetPrior)
+    prior = load_conditional_score_prior(tmp_path / "c.eqx", guidance_weight=2.0)
+    assert prior.guidance_weight == 2.0 and prior.shape == SHAPE
+    plain = UNet(channels=(4,), embedding_dim=8, groups=2, key=jax.random.key(3, impl="rbg"))
+    save_checkpoint(tmp_path / "u.eqx", plain, header)
+    assert type(load_score_prior(tmp_path / "u.eqx")) is bn.ScoreNetPrior
+    with pytest.raises(ValueError, match="must hold a conditional network"):
+        load_conditional_score_prior(tmp_path / "u.eqx")
+
+
+def test_corruptions():
+    rng = np.random.default_rng(0)
+    images = np.full((200, 8, 8, 1), 0.5, np.float32)
+    noisy = corrupt("gaussian", images, 0.3, rng=rng)
+    assert noisy.std() == pytest.approx(0.3, rel=0.05)
+    holes = corrupt("inpaint", images, 0.25, rng=rng)
+    assert np.mean(holes == 0) == pytest.approx(0.25, abs=0.02)
+    with pytest.raises(ValueError, match="corruption must be one of"):
+        corrupt("blur", images, rng=rng)
+
+
+def test_bayesnoise_train_on_a_paired_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    signal = rng.uniform(size=(20, 8, 8, 1)).astype(np.float32)
+    observation = signal + 0.3 * rng.standard_normal(signal.shape).astype(np.float32)
+    np.savez(tmp_path / "pairs.npz", signal=signal, observation=observation)
+    out = tmp_path / "conditional.eqx"
+    arguments = ["train", str(tmp_path / "pairs.npz"), "--out", str(out), "--preset", "tiny",
+                 "--batch-size", "4", "--warmup-steps", "1", "--steps", "2", "--quiet",
+                 "--condition-dropout", "0.2"]  # fmt: skip
+    assert main(arguments) == 0
+    header = read_header(out)
+    assert header["architecture"]["hyperparameters"]["condition_channels"] == 1
+    assert header["training"]["conditioning"]["condition_dropout"] == 0.2
+    assert header["training"]["conditioning"]["probabilistic_conditioning"] == "keep"
+    assert header["data"]["pairs"]["source"] == "array file"
+    assert header["data"]["num_train"] == 18
+    prior = load_score_prior(out)
+    assert isinstance(prior, bn.ConditionalScoreNetPrior)
+    assert np.all(np.isfinite(prior.with_observation(jnp.asarray(observation[0])).score(
+        jnp.asarray(signal[0]), 0.5)))  # fmt: skip
