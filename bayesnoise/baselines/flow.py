@@ -30,6 +30,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from bayesnoise import assets
 from bayesnoise.baselines.problem import LinearProblem, check_observation, import_optional
+from bayesnoise.baselines.wavelet_lasso import minimum_norm
 from bayesnoise.checkpoints import read_header, read_tree, write_tree
 from bayesnoise.operators import Identity, Scale
 
@@ -141,7 +142,17 @@ class ImageFlow(eqx.Module):
 
     distribution: eqx.Module
     image_shape: tuple[int, ...] = eqx.field(static=True)
-    hyperparameters: dict = eqx.field(static=True)
+    num_steps: int = eqx.field(static=True)
+    hidden_channels: int = eqx.field(static=True)
+
+    @property
+    def hyperparameters(self) -> dict:
+        """The arguments of :func:`build_flow` that rebuild this flow's structure."""
+        return {
+            "image_shape": list(self.image_shape),
+            "num_steps": self.num_steps,
+            "hidden_channels": self.hidden_channels,
+        }
 
     def log_density(self, image: Float[Array, "height width channels"]) -> Float[Array, ""]:
         """log p(image), change of variables through the flow (eq. 6)."""
@@ -164,7 +175,7 @@ class ImageFlow(eqx.Module):
 
 
 def build_flow(
-    image_shape=(28, 28, 1), num_steps: int = 12, hidden_channels: int = 64, *, key
+    image_shape=(28, 28, 1), num_steps: int = 10, hidden_channels: int = 48, *, key
 ) -> ImageFlow:
     """A Glow-style flow (module docstring) with identity-initialised couplings."""
     image_shape = tuple(int(s) for s in image_shape)
@@ -180,12 +191,7 @@ def build_flow(
     distribution = distributions.Transformed(
         distributions.StandardNormal(squeezed), _bijections().Chain(steps)
     )
-    hyperparameters = {
-        "image_shape": list(image_shape),
-        "num_steps": num_steps,
-        "hidden_channels": hidden_channels,
-    }
-    return ImageFlow(distribution, image_shape, hyperparameters)
+    return ImageFlow(distribution, image_shape, num_steps, hidden_channels)
 
 
 def save_flow(path: str | Path, flow: ImageFlow, header: dict) -> dict:
@@ -217,7 +223,10 @@ def log_density(
         raise ValueError(
             f"images must have shape (num_images, *{flow.image_shape}). Got {images.shape}."
         )
-    return eqx.filter_jit(eqx.filter_vmap(ImageFlow.log_density, in_axes=(None, 0)))(flow, images)
+    return _batch_log_density(flow, images)
+
+
+_batch_log_density = eqx.filter_jit(eqx.filter_vmap(ImageFlow.log_density, in_axes=(None, 0)))
 
 
 def _noise_scale(problem: LinearProblem) -> float:
@@ -300,8 +309,6 @@ def flow_map(
     numpy.ndarray
         float32 ``(num_images, *A.input_shape)``, clipped to ``[0, 1]``.
     """
-    from bayesnoise.baselines.wavelet_lasso import minimum_norm
-
     observation = check_observation(observation, problem)
     _check_positive("weight", weight)
     _check_positive("learning_rate", learning_rate)
