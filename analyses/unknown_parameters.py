@@ -1,10 +1,12 @@
 """An unknown mixing weight: digits on clothing mixed as y = (1 - alpha) x + alpha n.
 
-    python analyses/unknown_parameters.py [--pairs 16] [--json out.json]
+    python analyses/unknown_parameters.py [--pairs 16] [--json out.json] [--conditioning point]
+        [--draws N] [--start-time T0] [--steps N]
 
 Held-out pair k of the shipped test set is mixed with alpha_k ~ U(0.3, 0.7)
 (``models/digits_unknown_mixing.py``'s ``simulate(k)``) and sampled three ways with the model
-file's defaults (joint DPS, 100 steps from t0 = 0.6, 2 x 4 draws): alpha unknown with a
+file's defaults (DDIM steps with joint DPS, 50 steps from t0 = 0.4, 2 x 4 draws; the options
+override them, for all three runs alike): alpha unknown with a
 Beta(2, 2) prior (sampled jointly, :mod:`bayesnoise.parameters`), alpha known (the true
 alpha_k), and alpha fixed at a wrong 0.5. Reported: the error of alpha's posterior mean, the
 coverage of its central 90% interval, and the PSNR of x's posterior mean for each run.
@@ -43,11 +45,13 @@ def main():
         "--conditioning", choices=CONDITIONINGS, default="point", help="of the theta updates"
     )
     parser.add_argument("--draws", type=int, help="draws per chain (default: the model file's)")
+    parser.add_argument("--start-time", type=float, help="t0 (default: the model file's)")
+    parser.add_argument("--steps", type=int, help="reverse steps (default: the model file's)")
     args = parser.parse_args()
     module = load_model_file(MODEL_FILE)
     settings = {**module.defaults, "progress": False}
-    if args.draws is not None:
-        settings["num_draws"] = args.draws
+    overrides = {"num_draws": args.draws, "start_time": args.start_time, "num_steps": args.steps}
+    settings.update({name: value for name, value in overrides.items() if value is not None})
     simulated = [module.simulate(seed) for seed in range(args.pairs)]
     observations = np.stack([observation for observation, _ in simulated])
     truths = [truth["x"] for _, truth in simulated]
