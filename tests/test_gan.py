@@ -22,13 +22,23 @@ from bayesnoise.operators import Scale, random_gaussian_matrix
 SHAPE = (28, 28, 1)
 
 
+@eqx.filter_jit
+def small_network(key):
+    """A small random DCGAN generator (latent 8, width 4) and its batch-norm state (jitted:
+    one compilation instead of one per initialiser)."""
+    return eqx.nn.make_with_state(Generator)(latent_size=8, width=4, key=key)
+
+
 @pytest.fixture(scope="module")
 def small_generator():
     """A small random DCGAN (latent 8, width 4) with its initial batch-norm statistics."""
-    network, state = eqx.nn.make_with_state(Generator)(
-        latent_size=8, width=4, key=jax.random.key(3)
-    )
-    return TrainedGenerator(network, state)
+    return TrainedGenerator(*small_network(jax.random.key(3)))
+
+
+@eqx.filter_jit
+def draw(generator, latents):
+    """Images of a batch of latents (jitted: one compilation instead of one per operation)."""
+    return jax.vmap(generator)(latents)
 
 
 def psnr(estimate, truth):
@@ -37,7 +47,7 @@ def psnr(estimate, truth):
 
 def test_csgm_recovers_an_image_in_the_generators_range(small_generator):
     latents = jax.random.normal(jax.random.key(7), (2, small_generator.latent_size))
-    truth = np.asarray(jax.vmap(small_generator)(latents))
+    truth = np.asarray(draw(small_generator, latents))
     measurement = random_gaussian_matrix(SHAPE, 200, key=jax.random.key(1))
     observation = np.stack([np.asarray(measurement(image)) for image in truth])
     problem = LinearProblem(measurement, noise_std=0.01)
@@ -107,7 +117,7 @@ def test_generator_file_round_trip_and_checksum(small_generator, tmp_path):
     loaded, read = load_generator(path)
     assert read == header and read["architecture"]["hyperparameters"]["latent_size"] == 8
     latents = jnp.ones((2, 8))
-    np.testing.assert_array_equal(jax.vmap(loaded)(latents), jax.vmap(small_generator)(latents))
+    np.testing.assert_array_equal(draw(loaded, latents), draw(small_generator, latents))
     raw = path.read_bytes()
     path.write_bytes(raw.replace(b'"steps": 1', b'"steps": 2', 1))
     with pytest.raises(ValueError, match="checksum mismatch"):
@@ -124,18 +134,22 @@ def test_load_generator_refuses_a_file_of_another_kind(tmp_path):
 
 
 def test_training_mode_generator_and_discriminator_shapes():
-    network, state = eqx.nn.make_with_state(Generator)(
-        latent_size=8, width=4, key=jax.random.key(0)
-    )
-    images, state = generate(network, state, jnp.ones((3, 8)))
+    network, state = small_network(jax.random.key(0))
+    discriminator = eqx.filter_jit(lambda key: Discriminator(width=4, key=key))(jax.random.key(1))
+
+    @eqx.filter_jit
+    def training_forward(network, state, discriminator, latents):
+        images, state = generate(network, state, latents)
+        return images, jax.vmap(discriminator)(images)
+
+    images, logits = training_forward(network, state, discriminator, jnp.ones((3, 8)))
     assert images.shape == (3, *SHAPE) and float(images.min()) >= 0 and float(images.max()) <= 1
-    logits = jax.vmap(Discriminator(width=4, key=jax.random.key(1)))(images)
     assert logits.shape == (3,)
 
 
 def test_the_shipped_generator_draws_fashion_sized_images():
     generator, header = load_generator()
     assert header["data"]["dataset"] == "fashion_mnist" and generator.shape == SHAPE
-    images = jax.vmap(generator)(jax.random.normal(jax.random.key(0), (4, 100)))
+    images = draw(generator, jax.random.normal(jax.random.key(0), (4, 100)))
     assert images.shape == (4, *SHAPE)
     assert float(images.min()) >= 0.0 and float(images.max()) <= 1.0

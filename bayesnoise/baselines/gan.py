@@ -168,7 +168,10 @@ class TrainedGenerator(eqx.Module):
         return self.network.shape
 
     def __call__(self, latent: Float[Array, " latent"]) -> Float[Array, "28 28 channels"]:
-        return self.network(latent, self.state)[0]
+        # Equinox's batch-norm debiasing raises a float to an int32 power, which strict dtype
+        # promotion rejects; allow standard promotion here only.
+        with jax.numpy_dtype_promotion("standard"):
+            return self.network(latent, self.state)[0]
 
 
 def _template(hyperparameters: dict) -> TrainedGenerator:
@@ -220,33 +223,57 @@ def _observation_variance(problem: LinearProblem) -> np.ndarray:
     return (matrix**2 @ (problem.noise_std.ravel() ** 2)).reshape(problem.observation_shape)
 
 
+_CHUNK = 10  # Adam steps per jitted call, unrolled
+
+
+def _objective(latent, target, generator, signal_operator, offset, precision, weight):
+    """Eq. 9 for one latent: ½ ‖y - A G(z) - B E[n]‖²_Σ + weight ‖z‖²."""
+    residual = target - signal_operator(generator(latent)) - offset
+    return 0.5 * jnp.sum(precision * residual**2) + weight * jnp.sum(latent**2)
+
+
+# every (image, restart): latents (images, restarts, latent), targets (images, ...)
+_over_restarts = (0, None, None, None, None, None, None)
+_over_images = (0, 0, None, None, None, None, None)
+_objectives = jax.vmap(jax.vmap(_objective, _over_restarts), _over_images)
+_gradients = jax.vmap(jax.vmap(jax.grad(_objective), _over_restarts), _over_images)
+
+
 @eqx.filter_jit
-def _csgm(generator, signal_operator, observation, offset, precision, weight, learning_rate,
-          initial_latents, num_steps):  # fmt: skip
-    """Adam on eq. 9 from every initial latent, ``(images, restarts, latent)``."""
+def _adam_steps(latents, opt_state, learning_rate, num_steps, *problem):
+    """``num_steps`` Adam steps on eq. 9 for every (image, restart) at once.
+
+    The steps are unrolled, not a ``lax.scan``: XLA's CPU backend ran these convolutions
+    inside a loop ~40x slower than outside one (measured: 10 steps, 20 latents, 10.9 s
+    against 0.26 s of CPU time).
+    """
     optimizer = optax.adam(learning_rate)
+    for _ in range(num_steps):
+        gradient = _gradients(latents, *problem)
+        # optax's bias correction mixes int32 and float32, which strict promotion rejects
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = optimizer.update(gradient, opt_state)
+        latents = optax.apply_updates(latents, updates)
+    return latents, opt_state
 
-    def objective(latent, target):
-        residual = target - signal_operator(generator(latent)) - offset
-        return 0.5 * jnp.sum(precision * residual**2) + weight * jnp.sum(latent**2)
 
-    def descend(latent, target):
-        def step(carry, _):
-            latent, opt_state = carry
-            gradient = jax.grad(objective)(latent, target)
-            # optax's bias correction mixes int32 and float32, which strict promotion rejects
-            with jax.numpy_dtype_promotion("standard"):
-                updates, opt_state = optimizer.update(gradient, opt_state)
-            return (optax.apply_updates(latent, updates), opt_state), None
-
-        (latent, _), _ = jax.lax.scan(step, (latent, optimizer.init(latent)), length=num_steps)
-        return latent, objective(latent, target)
-
-    over_restarts = jax.vmap(descend, in_axes=(0, None))
-    latents, objectives = jax.vmap(over_restarts)(initial_latents, observation)
+@eqx.filter_jit
+def _best_restart(latents, *problem):
+    """Per image, G(z) of the restart with the lowest objective, and that objective."""
+    objectives = _objectives(latents, *problem)
     best = jnp.argmin(objectives, axis=1)
     chosen = jnp.take_along_axis(latents, best[:, None, None], axis=1)[:, 0]
-    return jax.vmap(generator)(chosen), jnp.min(objectives, axis=1)
+    return jax.vmap(problem[1])(chosen), jnp.min(objectives, axis=1)
+
+
+def _csgm(initial_latents, learning_rate, num_steps, *problem):
+    """Adam on eq. 9 from every initial latent ``(images, restarts, latent)``."""
+    latents = initial_latents
+    opt_state = optax.adam(learning_rate).init(latents)  # elementwise: one state for all
+    for start in range(0, num_steps, _CHUNK):
+        chunk = min(_CHUNK, num_steps - start)
+        latents, opt_state = _adam_steps(latents, opt_state, learning_rate, chunk, *problem)
+    return _best_restart(latents, *problem)
 
 
 def _positive(name: str, value) -> float:
@@ -328,9 +355,9 @@ def csgm(
         for index in range(len(observation))
     ])  # fmt: skip
     images, objectives = _csgm(
-        generator, problem.signal_operator, jnp.asarray(observation), jnp.asarray(offset),
-        jnp.asarray(precision, jnp.float32), jnp.float32(weight), jnp.float32(learning_rate),
-        initial_latents, num_steps,
+        initial_latents, jnp.float32(learning_rate), num_steps, jnp.asarray(observation),
+        generator, problem.signal_operator, jnp.asarray(offset),
+        jnp.asarray(precision, jnp.float32), jnp.float32(weight),
     )  # fmt: skip
     x_hat = np.clip(np.asarray(images), 0.0, 1.0).astype(np.float32)
     return (x_hat, np.asarray(objectives)) if return_objective else x_hat
