@@ -7,7 +7,7 @@ Usage::
 The shipped generator was trained on the shared 2-core CPU, in the background::
 
     nohup nice -n 5 python analyses/train_gan.py --out bayesnoise/assets/fashion_dcgan.eqx \\
-        --minutes 32 --steps 100000 --batch-size 64 > /tmp/train_gan.log 2>&1 &
+        --minutes 33 --steps 100000 --batch-size 64 > /tmp/train_gan.log 2>&1 &
 
 Training: the non-saturating GAN loss (Goodfellow et al. 2014), one discriminator and one
 generator Adam step per batch (learning rate 2e-4, b1 = 0.5, as Radford et al. 2016), batches
