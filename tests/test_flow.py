@@ -59,19 +59,21 @@ def test_log_density_is_the_change_of_variables(key):
     flow = random_flow(SHAPE, 2, 4, key)
     image = jax.random.uniform(jax.random.key(1), SHAPE)
 
-    def latent(flat):
-        return flow.to_latent(flat.reshape(SHAPE)).ravel()
+    @eqx.filter_jit  # one compilation for every quantity compared
+    def densities(flow, image):
+        def latent(flat):
+            return flow.to_latent(flat.reshape(SHAPE)).ravel()
 
-    @jax.jit
-    def change_of_variables(flat):
-        z, jacobian = latent(flat), jax.jacfwd(latent)(flat)
-        return jax.scipy.stats.norm.logpdf(z).sum() + jnp.linalg.slogdet(jacobian)[1]
+        jacobian = jax.jacfwd(latent)(image.ravel())
+        by_hand = jax.scipy.stats.norm.logpdf(latent(image.ravel())).sum()
+        by_hand = by_hand + jnp.linalg.slogdet(jacobian)[1]
+        regenerated, through_latent = flow.from_latent(flow.to_latent(image))
+        return by_hand, flow.log_density(image), through_latent, regenerated
 
-    expected = change_of_variables(image.ravel())
-    np.testing.assert_allclose(log_density(flow, image[None])[0], expected, rtol=1e-5, atol=1e-4)
-    regenerated, log_p = eqx.filter_jit(lambda f, x: f.from_latent(f.to_latent(x)))(flow, image)
-    np.testing.assert_allclose(regenerated, image, atol=1e-5)
+    expected, log_p, log_p_through_latent, regenerated = densities(flow, image)
     np.testing.assert_allclose(log_p, expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(log_p_through_latent, expected, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(regenerated, image, atol=1e-5)
 
 
 def test_gaussian_flow_is_the_gaussian_it_claims():
@@ -96,6 +98,7 @@ def test_map_is_the_closed_form_ridge_solution_for_gaussian_flows():
         noise_flow=gaussian_flow(mn, sn),
         weight=weight,
         num_steps=300,
+        learning_rate=0.05,
     )
     assert estimate.shape == observation.shape and estimate.dtype == np.float32
     np.testing.assert_allclose(estimate, np.clip(expected, 0, 1), atol=2e-3)
@@ -164,9 +167,13 @@ def test_checkpoint_round_trip_and_checksum(tmp_path, key):
 
 @pytest.mark.parametrize("name", [SIGNAL_FLOW, NOISE_FLOW])
 def test_shipped_flows_prefer_their_own_data(name):
+    # Not "each flow prefers its own data over the other's": a flow trained on Fashion-MNIST
+    # gives MNIST digits a higher likelihood (Nalisnick et al. 2019, measured here too); the
+    # digits flow is the one that tells the two apart, which is what eq. 8 uses.
     flow, header = load_flow(assets.path(name))
     assert flow.image_shape == (28, 28, 1) and header["training"]["steps"] > 0
     fashion = load_fashion_mnist("test")[0][5000:5008]
     digits = mnist_5k_split()[1][0][:8]
-    own, other = (fashion, digits) if name == SIGNAL_FLOW else (digits, fashion)
+    noise = np.random.default_rng(0).uniform(size=fashion.shape).astype(np.float32)
+    own, other = (fashion, noise) if name == SIGNAL_FLOW else (digits, fashion)
     assert np.mean(log_density(flow, own)) > np.mean(log_density(flow, other))

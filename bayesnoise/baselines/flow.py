@@ -282,9 +282,9 @@ def flow_map(
     *,
     signal_flow: ImageFlow | None = None,
     noise_flow: ImageFlow | None = None,
-    weight: float = 0.03,
+    weight: float = 1.0,
     num_steps: int = 600,
-    learning_rate: float = 0.05,
+    learning_rate: float = 0.003,
     seed: int = 0,
 ) -> Float[np.ndarray, " num_images *signal_shape"]:
     """MAP estimate of x by eq. 8 (module docstring), batched over images.
@@ -298,7 +298,9 @@ def flow_map(
         Flows on A's and B's input shapes; the shipped Fashion-MNIST and MNIST-digit flows
         by default.
     weight : float
-        λ of eq. 8, the weight of the signal's log-density (0.03 in the authors' config).
+        λ of eq. 8, the weight of the signal's log-density (0.03 in the authors' config; the
+        default 1.0 and ``learning_rate`` were the best of a grid on 5 digit-removal validation
+        pairs with the shipped flows: λ in 0.03-3, step size 0.001-0.05).
     num_steps, learning_rate : int, float
         Adam steps in latent space and the initial step size (halved on stagnation).
     seed : int
