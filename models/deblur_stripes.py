@@ -4,7 +4,11 @@ A push-broom or line-scan camera out of focus: the image is blurred by a Gaussia
 function (std 1 pixel, 5 x 5, periodic boundaries: ``bn.operators.FFTBlur``) and then picks up
 the sensor's column offsets (``models/stripe_denoise.py``'s stripes: o_j ~ N(0, 0.15^2), row
 gain 1 + 0.25 cos(2 pi i / 28), white noise 0.02). Analytic stripe prior (exact score), shipped
-Fashion-MNIST signal prior. FIGURES
+Fashion-MNIST signal prior.
+
+Measured (analyses/real_noise.py, README "Model files for real noise"): PSNR 22.3 dB on
+the 100 test images (input 14.5 dB), 22.0 dB on 100 held-out ones; 18.6 dB with a white-noise
+prior of the same per-pixel variance.
 """
 
 import jax

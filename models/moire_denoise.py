@@ -6,7 +6,11 @@ halftones, electrical pick-up): a few 2-D cosines, here at (row, column) frequen
 amplitude (cosine and sine coefficients ~ N(0, a_k^2), a = 0.12, 0.08, 0.06), plus white noise
 of std 0.02. Its prior is analytic: a stationary Gaussian process with a periodic covariance,
 rank 6 plus a diagonal (``bn.moire_noise_prior``, exact diffused score); the signal prior is
-the shipped Fashion-MNIST network. FIGURES
+the shipped Fashion-MNIST network.
+
+Measured (analyses/real_noise.py, README "Model files for real noise"): PSNR 37.2 dB on
+the 100 test images (input 16.8 dB), 36.8 dB on 100 held-out ones; 24.3 dB with a white-noise
+prior of the same per-pixel variance.
 """
 
 import jax

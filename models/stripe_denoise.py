@@ -5,7 +5,11 @@ column gets its own random offset, o_j ~ N(0, 0.15^2), scaled along the column b
 row gain g_i = 1 + 0.25 cos(2 pi i / 28) (the sensor's uneven response), plus white noise of
 std 0.02: n[i, j] = g_i o_j + e[i, j]. The noise prior is analytic (a low-rank Gaussian, one
 pattern per column, exact diffused score; ``bn.stripe_noise_prior``), the signal prior the
-shipped Fashion-MNIST network. FIGURES
+shipped Fashion-MNIST network.
+
+Measured (analyses/real_noise.py, README "Model files for real noise"): PSNR 31.8 dB on
+the 100 test images (input 16.4 dB), 31.4 dB on 100 held-out ones; 21.9 dB with a white-noise
+prior of the same per-pixel variance.
 """
 
 import jax
