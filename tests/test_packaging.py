@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ["digits_unet.eqx", "fashion_unet.eqx", "sine_unet.eqx", "testset.npz"]
+SHIPPED = [
+    "digits_flow.eqx",
+    "digits_unet.eqx",
+    "fashion_dcgan.eqx",
+    "fashion_flow.eqx",
+    "fashion_unet.eqx",
+    "sine_unet.eqx",
+    "testset.npz",
+]
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,10 @@ the same way. Model files and analyses name them with :func:`path`::
     from bayesnoise import assets
     signal_prior = load_score_prior(assets.path("fashion_unet.eqx"))
 
-Shipped: ``fashion_unet.eqx`` (Fashion-MNIST), ``digits_unet.eqx`` (MNIST digits),
-``sine_unet.eqx`` (sinusoidal noise) and ``testset.npz`` (read by
-:func:`bayesnoise.data.load_testset`).
+Shipped: the score priors ``fashion_unet.eqx`` (Fashion-MNIST), ``digits_unet.eqx`` (MNIST
+digits) and ``sine_unet.eqx`` (sinusoidal noise); the baselines' networks ``fashion_dcgan.eqx``
+(the GAN's generator), ``fashion_flow.eqx`` and ``digits_flow.eqx`` (the flows of Whang et al.'s
+MAP); and ``testset.npz`` (read by :func:`bayesnoise.data.load_testset`).
 """
 
 from __future__ import annotations
