@@ -194,9 +194,10 @@ def test_nuts_matches_quadrature():
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,
-    reason="Gibbs-within-diffusion conditions alpha on Tweedie's point estimates: measured "
-    "bias of about one posterior sd on d = 8 and d = 64 versions of this problem (z = 24, 23); "
-    "not strict: on one d = 32 observation it stayed within 1.4 standard errors",
+    reason="Gibbs-within-diffusion conditions alpha on Tweedie's estimates, not on "
+    "p(y | x_t, alpha): alpha's sd measured 1.2-1.5x the exact one and its mean up to 4.2 "
+    "standard errors off (analyses/parameter_bias.py); not strict: on this d = 32 observation "
+    "the mean stayed within 1 standard error",
 )
 def test_joint_posterior_matches_quadrature():
     """alpha and x moments of 512 trajectories against the quadrature mixture over alpha."""
