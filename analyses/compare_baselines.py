@@ -109,8 +109,8 @@ def grids(model_name: str, problem) -> dict:
             authors_bm3d,
             [{}],
         )
-        # the noise flow is trained on the digits (a flow for sinusoidal noise is not)
-        # its defaults (weight 1, step 0.003) were tuned on these 5 validation pairs
+        # digits only: no flow is trained for sinusoidal noise. Its defaults (weight 1,
+        # step 0.003) were tuned on these 5 validation pairs.
         methods[FLOW] = (baselines.flow_map, [{}])
     return methods
 
