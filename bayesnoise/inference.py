@@ -155,14 +155,11 @@ def _advance(
     return jax.lax.scan(body, carry, indices)
 
 
-def _initial_positions(target, key, observations, num_trajectories, start_time, parameters=None):
+def _initial_positions(target, key, observations, num_trajectories, start_time):
     """Draws from the SDE's prior at t = 1, or the observation diffused to ``start_time``.
 
     For ``start_time < 1`` (SDEdit / CCDF) each site starts at a_t x_guess + s_t z, where
-    ``x_guess`` is the minimum-norm solution of A x + B n = y; with forward-model parameters
-    theta, each trajectory's A and B are those of its own theta draw (``parameters``, shapes
-    (image, trajectory, ...)), so no common value of theta anchors every trajectory's start.
-    Shapes: (image, trajectory, ...).
+    ``x_guess`` is the minimum-norm solution of A x + B n = y. Shapes: (image, trajectory, ...).
     """
     sde = target.sde
     num_images = observations.shape[0]
@@ -175,33 +172,14 @@ def _initial_positions(target, key, observations, num_trajectories, start_time, 
             name: sde.prior_sample(keys[name], batch + shape)
             for name, shape in target.latent_shapes.items()
         }
-    if parameters:
-        guess = _minimum_norm_solutions_per_trajectory(target, observations, parameters)
-    else:
-        guess = {
-            name: value[:, None]
-            for name, value in _minimum_norm_solutions(target, observations).items()
-        }
+    guess = _minimum_norm_solutions(target, observations)
     a_t = sde.marginal_mean_coefficient(start_time)
     s_t = sde.marginal_std(start_time)
     return {
-        name: a_t * guess[name]
+        name: a_t * guess[name][:, None]
         + s_t * jax.random.normal(keys[name], batch + target.latent_shapes[name])
         for name in target.latent_names
     }
-
-
-@eqx.filter_jit
-def _minimum_norm_solutions_per_trajectory(target, observations, parameters):
-    """Per image and trajectory, the minimum-norm position with A x + B n = y at that
-    trajectory's theta (``parameters``: ``{name: (image, trajectory, *shape)}``)."""
-    zeros = {name: jnp.zeros(shape) for name, shape in target.latent_shapes.items()}
-
-    def one(observation, theta):
-        bound = target.with_parameters(theta)
-        return pseudo_inverse(bound.predicted_observation, zeros, observation)[0]
-
-    return jax.vmap(jax.vmap(one, in_axes=(None, 0)))(observations, parameters)
 
 
 @eqx.filter_jit
@@ -356,10 +334,8 @@ def sample(
     started = wallclock.perf_counter()
     init_key, step_key = jax.random.split(jax.random.key(seed))
     num_images, num_trajectories = observations.shape[0], num_chains * num_draws
-    parameter_key = jax.random.fold_in(init_key, 1)
-    parameters = initial_parameters(target, parameter_key, (num_images, num_trajectories))
     positions = _initial_positions(
-        target, init_key, observations, num_trajectories, float(start_time), parameters
+        target, init_key, observations, num_trajectories, float(start_time)
     )
     # Flatten (image, trajectory) into one batch axis, padded to a multiple of the devices.
     batch = num_images * num_trajectories
@@ -371,6 +347,8 @@ def sample(
     def flat(values):
         return values.reshape((batch,) + values.shape[2:])[rows]
 
+    parameter_key = jax.random.fold_in(init_key, 1)
+    parameters = initial_parameters(target, parameter_key, (num_images, num_trajectories))
     carry = _Carry(
         positions={name: flat(value) for name, value in positions.items()},
         diverged=jnp.zeros(padded, dtype=bool),

@@ -11,7 +11,6 @@ from numpyro import handlers
 from scipy.stats import norm
 
 import bayesnoise as bn
-from bayesnoise.inference import _minimum_norm_solutions_per_trajectory
 from bayesnoise.parameters import (
     ParameterUpdate,
     _propagated_variance,
@@ -178,20 +177,6 @@ def test_parameter_priors_are_checked(arguments, message):
         bn.joint_model(signal, signal, **arguments)
     with pytest.raises(ValueError, match="mixing needs a noise_prior"):
         bn.joint_model(signal, mixing=0.5)
-
-
-def test_each_trajectory_starts_from_the_split_of_y_at_its_own_theta():
-    """At t0 < 1 the minimum-norm guess uses each trajectory's theta draw, not the prior mean:
-    for y = (1 - a) x + a n it is x = (1 - a) y / ((1 - a)^2 + a^2), n = a y / (...)."""
-    model = unknown_mixing_model()
-    target = posterior_target(model)
-    y, _, _ = simulated(model)
-    alphas = jnp.array([[0.2, 0.5, 0.7]])  # (image, trajectory)
-    guess = _minimum_norm_solutions_per_trajectory(target, y[None], {"alpha": alphas})
-    for k, alpha in enumerate(np.asarray(alphas[0])):
-        norm = (1 - alpha) ** 2 + alpha**2
-        np.testing.assert_allclose(guess["x"][0, k], (1 - alpha) * y / norm, atol=2e-4)
-        np.testing.assert_allclose(guess["n"][0, k], alpha * y / norm, atol=2e-4)
 
 
 @pytest.mark.slow
