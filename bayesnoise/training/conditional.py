@@ -26,6 +26,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from bayesnoise.priors.conditional import CONDITIONING_RULES, DISTANCES, draw_condition_mask
 from bayesnoise.sde import AbstractSDE
+from bayesnoise.training.loss import fixed_draws
 
 __all__ = [
     "CONDITIONAL_LOSS_DESCRIPTION",
@@ -141,24 +142,20 @@ def conditional_heldout_loss(
     the numbers of two networks differ only through the networks (chunks of ``batch_size``;
     the last partial chunk is dropped)."""
     images, observations = jnp.asarray(images), jnp.asarray(observations)
-    count = (images.shape[0] // batch_size) * batch_size
-    if count == 0:
-        batch_size = count = images.shape[0]
     key = jax.random.key(0) if key is None else key
     time_key, noise_key, mask_key = jax.random.split(key, 3)
-    times = jax.random.uniform(time_key, (count,), images.dtype, eps, 1.0)
-    noise = jax.random.normal(noise_key, (count, *images.shape[1:]), images.dtype)
+    chunks, times, noise = fixed_draws(images, batch_size, time_key, noise_key, eps)
     losses = [
         _chunk_loss(
             network,
             sde,
-            images[start : start + batch_size],
-            observations[start : start + batch_size],
-            times[start : start + batch_size],
-            noise[start : start + batch_size],
-            jax.random.fold_in(mask_key, start),
+            images[chunk],
+            observations[chunk],
+            times[chunk],
+            noise[chunk],
+            jax.random.fold_in(mask_key, chunk.start),
             settings,
         )
-        for start in range(0, count, batch_size)
+        for chunk in chunks
     ]
     return float(jnp.mean(jnp.stack(losses)))

@@ -76,21 +76,23 @@ def heldout_loss(
     the networks. Evaluated in chunks of ``batch_size``; the last partial chunk is dropped.
     """
     images = jnp.asarray(images)
+    key = jax.random.key(0) if key is None else key
+    time_key, noise_key = jax.random.split(key)
+    chunks, times, noise = fixed_draws(images, batch_size, time_key, noise_key, eps)
+    losses = [
+        _chunk_loss(network, sde, images[chunk], times[chunk], noise[chunk]) for chunk in chunks
+    ]
+    return float(jnp.mean(jnp.stack(losses)))
+
+
+def fixed_draws(images, batch_size: int, time_key, noise_key, eps: float):
+    """What a held-out loss fixes: ``(chunks, times, noise)``, with ``chunks`` the slices of
+    ``batch_size`` images (the last partial chunk dropped; all images if fewer than one chunk)
+    and the diffusion times and noise drawn from ``time_key`` and ``noise_key``."""
     count = (images.shape[0] // batch_size) * batch_size
     if count == 0:
         batch_size = count = images.shape[0]
-    key = jax.random.key(0) if key is None else key
-    time_key, noise_key = jax.random.split(key)
     times = jax.random.uniform(time_key, (count,), images.dtype, eps, 1.0)
     noise = jax.random.normal(noise_key, (count, *images.shape[1:]), images.dtype)
-    losses = [
-        _chunk_loss(
-            network,
-            sde,
-            images[start : start + batch_size],
-            times[start : start + batch_size],
-            noise[start : start + batch_size],
-        )
-        for start in range(0, count, batch_size)
-    ]
-    return float(jnp.mean(jnp.stack(losses)))
+    chunks = [slice(start, start + batch_size) for start in range(0, count, batch_size)]
+    return chunks, times, noise
