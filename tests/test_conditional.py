@@ -3,6 +3,8 @@ mask against its formula, condition dropout, classifier-free guidance (eq. 11) o
 case with closed-form scores, checkpoints, paired training and sampling through bn.sample."""
 
 import functools
+import importlib.util
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -29,8 +31,8 @@ from bayesnoise.priors.conditional import (
     keep_probability,
 )
 from bayesnoise.target import posterior_target
-from bayesnoise.training import ConditioningSettings, conditional_dsm_loss
-from bayesnoise.training.conditional import condition_masks
+from bayesnoise.training import ConditioningSettings, conditional_dsm_loss, train_from_config
+from bayesnoise.training.conditional import condition_masks, conditional_from_unconditional
 from bayesnoise.training.paired import corrupt
 
 SHAPE = (8, 8, 1)
@@ -336,3 +338,125 @@ def test_bayesnoise_train_on_a_paired_npz(tmp_path):
     assert isinstance(prior, bn.ConditionalScoreNetPrior)
     assert np.all(np.isfinite(prior.with_observation(jnp.asarray(observation[0])).score(
         jnp.asarray(signal[0]), 0.5)))  # fmt: skip
+
+
+# --------------------------------------------------------------------------- warm start
+
+
+def tiny_unconditional_unet(**overrides):
+    options = {"channels": (8,), "num_res_blocks": 1, "embedding_dim": 16, "groups": 4}
+    return UNet(**{**options, **overrides}, key=jax.random.key(5, impl="rbg"))
+
+
+def test_conditional_from_unconditional_starts_as_the_unconditional_network():
+    unconditional = tiny_unconditional_unet()
+    # a trained network's output layer is not the fresh one's zeros
+    weight = unconditional.conv_out.weight
+    unconditional = eqx.tree_at(
+        lambda net: net.conv_out.weight,
+        unconditional,
+        0.1 * jax.random.normal(jax.random.key(1), weight.shape),
+    )
+    conditional = conditional_from_unconditional(unconditional)
+    assert conditional.condition_channels == 1
+    x, y = jax.random.normal(jax.random.key(0), SHAPE), jnp.ones(SHAPE)
+    expected = unconditional(x, 0.3)
+    np.testing.assert_allclose(conditional(x, 0.3, y), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(conditional(x, 0.3), expected, rtol=1e-6, atol=1e-6)
+    # the new inputs get gradients: training can learn to read y
+    grads = eqx.filter_grad(lambda net: jnp.sum(net(x, 0.3, y) ** 2))(conditional)
+    assert float(jnp.abs(grads.conv_in.weight[:, :, 1]).max()) > 0
+    with pytest.raises(ValueError, match="unconditional must be a UNet with condition_channels=0"):
+        conditional_from_unconditional(conditional)
+    with pytest.raises(ValueError, match="condition_channels must be an int >= 1"):
+        conditional_from_unconditional(unconditional, 0)
+
+
+def test_bayesnoise_train_init_from_an_unconditional_checkpoint(tmp_path):
+    sde = bn.VPSDE()
+    start = tmp_path / "unconditional.eqx"
+    header = {"sde": sde_to_header(sde), "data": {"shape": list(SHAPE)}}
+    save_checkpoint(start, tiny_unconditional_unet(), header)  # the "tiny" preset's network
+    rng = np.random.default_rng(0)
+    signal = rng.uniform(size=(20, 8, 8, 1)).astype(np.float32)
+    np.savez(tmp_path / "pairs.npz", signal=signal, observation=0.5 * signal)
+    out = tmp_path / "conditional.eqx"
+    arguments = [
+        "train",
+        str(tmp_path / "pairs.npz"),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "4",
+        "--warmup-steps",
+        "1",
+        "--steps",
+        "1",
+        "--quiet",
+        "--init-from",
+        str(start),
+    ]
+    assert main(arguments) == 0
+    record = read_header(out)["training"]["init_from"]
+    assert record["file"] == str(start) and record["sha256"] == read_header(start)["sha256"]
+    other = tmp_path / "other.eqx"
+    save_checkpoint(other, tiny_unconditional_unet(embedding_dim=8), header)
+    with pytest.raises(ValueError, match="init_from must be an unconditional checkpoint"):
+        train_from_config(
+            str(tmp_path / "pairs.npz"),
+            None,
+            tmp_path / "c2.eqx",
+            steps=1,
+            preset="tiny",
+            init_from=other,
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="init_from must be trained under the same SDE"):
+        train_from_config(
+            str(tmp_path / "pairs.npz"),
+            None,
+            tmp_path / "c3.eqx",
+            steps=1,
+            preset="tiny",
+            init_from=start,
+            sde=bn.VPSDE(beta_max=7.0),
+            progress=False,
+        )
+    np.save(tmp_path / "clean.npy", signal)
+    with pytest.raises(ValueError, match="init_from starts a conditional network"):
+        train_from_config(
+            str(tmp_path / "clean.npy"),
+            None,
+            tmp_path / "c4.eqx",
+            steps=1,
+            preset="tiny",
+            init_from=start,
+            progress=False,
+        )
+
+
+# --------------------------------------------------------------------------- the §3.1 study
+
+
+def _analysis(name):
+    path = Path(__file__).resolve().parents[1] / "analyses" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("level", [0.3, 0.6])
+def test_noisy_input_study_matched_time_is_eq_7(level):
+    study = _analysis("noisy_input_study")
+    sde = bn.VPSDE()
+    matched = study.matched_time(sde, level)
+    # 1 - abar_t = s_t^2 (VP: a_t^2 + s_t^2 = 1) equals the level
+    assert float(sde.marginal_std(matched)) ** 2 == pytest.approx(level, abs=1e-6)
+    assert float(sde.marginal_mean_coefficient(matched)) ** 2 == pytest.approx(1 - level, abs=1e-6)
+    with pytest.raises(ValueError, match="sde must be a VPSDE"):
+        study.matched_time(bn.VESDE(), level)
+    with pytest.raises(ValueError, match="level must be in"):
+        study.matched_time(sde, 1.5)

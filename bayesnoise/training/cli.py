@@ -58,6 +58,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "masking it (mask); off: y always kept (but for the dropout)")  # fmt: skip
     paired.add_argument("--conditioning-temperature", type=float, default=1.0,
                         help="T of eq. 14")  # fmt: skip
+    paired.add_argument("--init-from", metavar="CHECKPOINT",
+                        help="start from this unconditional checkpoint of the same network "
+                        "(its weights; zeros on the new y and mask inputs)")  # fmt: skip
     network = train.add_argument_group("network")
     network.add_argument("--preset", choices=["tiny", "small", "paper"],
                          help="network size (default: small)")  # fmt: skip
@@ -130,6 +133,7 @@ def run(args: argparse.Namespace) -> None:
         corruption=args.corruption,
         corruption_level=args.corruption_level,
         conditioning=conditioning,
+        init_from=args.init_from,
     )
     if not quiet:
         print(f"wrote {args.out}{_outcome(result)}")

@@ -34,6 +34,8 @@ __all__ = [
     "condition_masks",
     "conditional_dsm_loss",
     "conditional_heldout_loss",
+    "conditional_from_unconditional",
+    "warm_start",
 ]
 
 Images = Float[Array, "num_images height width channels"]
@@ -159,3 +161,74 @@ def conditional_heldout_loss(
         for chunk in chunks
     ]
     return float(jnp.mean(jnp.stack(losses)))
+
+
+def conditional_from_unconditional(
+    unconditional: eqx.Module, condition_channels: int = 1
+) -> eqx.Module:
+    """A conditional U-Net that starts as ``unconditional``: the same weights, and zero weights
+    on the new input channels (y and the mask) of the first convolution.
+
+    Before training it computes ψ(z) whether y is given or not; training (fine-tuning) then
+    only has to learn how to use y. The unconditional network must be a
+    :class:`~bayesnoise.nets.UNet` with ``condition_channels = 0``.
+    """
+    from bayesnoise.nets import UNet
+
+    if not isinstance(unconditional, UNet) or unconditional.condition_channels:
+        raise ValueError(
+            "unconditional must be a UNet with condition_channels=0. Got "
+            f"{type(unconditional).__name__} with condition_channels="
+            f"{getattr(unconditional, 'condition_channels', None)}."
+        )
+    if isinstance(condition_channels, bool) or not (
+        isinstance(condition_channels, int) and condition_channels >= 1
+    ):
+        raise ValueError(f"condition_channels must be an int >= 1. Got {condition_channels!r}.")
+    conditional = UNet(
+        **{**unconditional.hyperparameters, "condition_channels": condition_channels},
+        key=jax.random.key(0),
+    )
+    conv = unconditional.conv_in
+    extra = jnp.zeros(conv.weight.shape[:2] + (condition_channels + 1,) + conv.weight.shape[3:])
+    weights = eqx.tree_at(
+        lambda net: net.conv_in.weight,
+        eqx.filter(unconditional, eqx.is_array),
+        jnp.concatenate([conv.weight, extra.astype(conv.weight.dtype)], axis=2),
+    )
+    arrays, static = eqx.partition(conditional, eqx.is_array)
+    arrays = jax.tree.unflatten(jax.tree.structure(arrays), jax.tree.leaves(weights))
+    return eqx.combine(arrays, static)
+
+
+def warm_start(path, network: eqx.Module, sde: AbstractSDE) -> tuple[eqx.Module, dict]:
+    """``network``'s architecture started from the unconditional checkpoint at ``path``
+    (:func:`conditional_from_unconditional`), and the header entry that records it.
+
+    The checkpoint must hold a U-Net of the same hyper-parameters (but for the condition
+    channels), trained under the same SDE.
+    """
+    from bayesnoise.checkpoints import load_checkpoint, sde_to_header
+
+    unconditional, header = load_checkpoint(path)
+    expected = {k: v for k, v in network.hyperparameters.items() if k != "condition_channels"}
+    found = getattr(unconditional, "hyperparameters", None)
+    if getattr(unconditional, "condition_channels", 0) or found != expected:
+        raise ValueError(
+            f"init_from must be an unconditional checkpoint of the network being trained "
+            f"({expected}). Got {path} with {found}."
+        )
+    if header.get("sde") != sde_to_header(sde):
+        raise ValueError(
+            f"init_from must be trained under the same SDE {sde_to_header(sde)}. "
+            f"Got {header.get('sde')} in {path}."
+        )
+    trained = header.get("training", {})
+    record = {
+        "file": str(path),
+        "sha256": header.get("sha256"),
+        "steps": trained.get("steps"),
+        "wall_time_s": trained.get("wall_time_s"),
+        "rule": "all weights copied; the first convolution's weights on y and the mask start at 0",
+    }
+    return conditional_from_unconditional(unconditional, network.condition_channels), record

@@ -20,7 +20,11 @@ import jax.numpy as jnp
 from bayesnoise.checkpoints import read_header, save_checkpoint, sde_to_header
 from bayesnoise.nets import build_network, count_parameters
 from bayesnoise.sde import VPSDE, AbstractSDE
-from bayesnoise.training.conditional import CONDITIONAL_LOSS_DESCRIPTION, ConditioningSettings
+from bayesnoise.training.conditional import (
+    CONDITIONAL_LOSS_DESCRIPTION,
+    ConditioningSettings,
+    warm_start,
+)
 from bayesnoise.training.datasets import load_training_data
 from bayesnoise.training.loop import train_score_network
 from bayesnoise.training.loss import LOSS_DESCRIPTION
@@ -77,6 +81,7 @@ def train_from_config(
     corruption: str | None = None,
     corruption_level: float | None = None,
     conditioning: ConditioningSettings | None = None,
+    init_from: str | Path | None = None,
 ) -> tuple[eqx.Module, dict]:
     """Train a score prior on ``dataset`` and write it to ``out`` (EMA weights + header).
 
@@ -123,6 +128,10 @@ def train_from_config(
         Condition dropout and eq. 14's mask of a conditional run (default
         :class:`~bayesnoise.training.conditional.ConditioningSettings`); recorded in the
         header's ``training.conditioning``.
+    init_from : str or Path, optional
+        Start a conditional network from this unconditional checkpoint of the same U-Net
+        (:func:`~bayesnoise.training.conditional.warm_start`); recorded in
+        ``training.init_from``.
 
     Returns
     -------
@@ -166,6 +175,15 @@ def train_from_config(
         architecture, {**options, "in_channels": int(data.train.shape[-1])}, key=init_key
     )
     _check_network_fits(network, data.train.shape[1:], architecture, preset)
+    initialised = {}
+    if init_from is not None:
+        if not paired:
+            raise ValueError(
+                "init_from starts a conditional network from an unconditional one: give a "
+                f"corruption or a paired .npz. Got init_from={str(init_from)!r} without pairs."
+            )
+        network, record = warm_start(init_from, network, sde)
+        initialised = {"init_from": record}
     settings = StepSettings(batch_size, learning_rate, grad_clip, warmup_steps, adam_eps,
                             ema_decay, min_time)  # fmt: skip
     training = {
@@ -178,6 +196,7 @@ def train_from_config(
         "command": command if command is not None else shlex.join(sys.argv),
         "device": device or f"{jax.devices()[0].platform}, {os.cpu_count()} cores",
         "num_parameters": count_parameters(network),
+        **initialised,
     }
     if paired:
         training["conditioning"] = {

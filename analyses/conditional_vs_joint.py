@@ -1,0 +1,304 @@
+"""The conditional network of Iyer, Shu & Sinha against the joint posterior (issue 9).
+
+    python analyses/conditional_vs_joint.py evaluate --checkpoint CKPT [--images 30] [--draws 8]
+        [--noise digits|sine] [--mixing 0.5] [--omegas 0 0.5 1 2 4] [--rules keep off]
+        [--methods conditional joint] [--steps 50] [--json FILE]
+    python analyses/conditional_vs_joint.py uses-y --checkpoint CKPT [--images 400]
+
+``evaluate`` scores the posterior mean of x (PSNR/SSIM against the truth) and the coverage of
+the 90% central interval of the draws (per pixel, :mod:`bayesnoise.calibration`) on the first
+``--images`` pairs of the shipped test set, y = (1 − α) x + α n with α = ``--mixing`` and n the
+held-out digit (``--noise digits``: in distribution for both methods at α = 0.5) or a draw of
+sinusoidal noise of average std 0.2 (``--noise sine``: unseen by the conditional network). The
+conditional model (``models/conditional_digits.py``, ancestral DDPM steps from t = 1 under the
+prior's own score) runs for every ω of eq. 11 and every eq. 14 rule ("keep", or "off": y always
+given); the joint model is ``models/digits_on_fashion.py`` with its defaults, its operators set
+to α and, for sine noise, the shipped sinusoidal-noise prior swapped in for the digit prior (the
+one-line change of a model file). Training costs come from the checkpoints' headers; sampling
+cost is wall time per image (all images of a run batched, compilation included).
+
+``uses-y`` measures whether a conditional network reads y: the MSE of Tweedie's estimate
+x̂₀ = (x_t + s_t² score) / a_t on held-out training pairs at fixed t, with y given and dropped.
+
+The §3.1 study (an unconditional DDPM fed a noisy image) is ``analyses/noisy_input_study.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import bayesnoise as bn
+from bayesnoise import assets
+from bayesnoise.calibration import coverage_summary
+from bayesnoise.checkpoints import load_conditional_score_prior, read_header
+from bayesnoise.data import load_testset
+from bayesnoise.metrics import metric_summary, psnr, ssim
+from bayesnoise.model_file import load_model_file
+from bayesnoise.training.paired import load_paired_training_data
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "analyses" / "figures"
+JOINT_FILE = ROOT / "models" / "digits_on_fashion.py"
+CONDITIONAL_FILE = ROOT / "models" / "conditional_digits.py"
+SHAPE = (28, 28, 1)
+NOISES = ("digits", "sine")
+SINE_STD = 0.2
+RULES = {"keep": "keep", "off": None}
+
+
+def test_pairs(noise: str, mixing: float, num_images: int, seed: int = 0):
+    """(y, x) of the first ``num_images`` shipped test images: y = (1 − α) x + α n."""
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of {NOISES}. Got {noise!r}.")
+    if not 0.0 < mixing < 1.0:
+        raise ValueError(f"mixing must be in (0, 1). Got {mixing!r}.")
+    if not 1 <= num_images <= 100:
+        raise ValueError(f"images must be in 1..100 (the shipped test set). Got {num_images!r}.")
+    testset = load_testset()
+    x = testset["fashion"][:num_images]
+    if noise == "digits":
+        n = testset["digits"][:num_images]
+    else:
+        keys = jax.random.split(jax.random.key(seed), num_images)
+        n = np.stack([np.asarray(bn.sample_sinusoidal_noise(k, SHAPE, SINE_STD)) for k in keys])
+    return ((1.0 - mixing) * x + mixing * n).astype(np.float32), x
+
+
+def joint_model(noise: str, mixing: float):
+    """The joint model file's model for this noise and α, and its defaults."""
+    module = load_model_file(JOINT_FILE)
+    noise_prior = module.noise_prior
+    if noise == "sine":  # the one-line swap of a model file
+        noise_prior = bn.checkpoints.load_score_prior(assets.path("sine_unet.eqx"))
+    model = bn.joint_model(
+        module.signal_prior,
+        noise_prior,
+        signal_operator=bn.operators.Scale(SHAPE, 1.0 - mixing),
+        noise_operator=bn.operators.Scale(SHAPE, mixing),
+        measurement_std=0.01,
+    )
+    return model, dict(module.defaults)
+
+
+def score_draws(tree, truths) -> dict:
+    """Per image: PSNR/SSIM of the posterior mean of x, 90% coverage; diverged draws dropped."""
+    x = np.asarray(tree.posterior["x"].values)  # (chain, draw, image, ...) or (chain, draw, ...)
+    if truths.shape[0] == 1 and x.ndim == 2 + len(SHAPE):
+        x = x[:, :, None]
+    draws = x.reshape((-1,) + x.shape[2:])
+    psnrs, ssims, coverages, diverged = [], [], [], 0
+    for image, truth in enumerate(truths):
+        finite = draws[:, image][np.all(np.isfinite(draws[:, image]), axis=(1, 2, 3))]
+        diverged += draws.shape[0] - finite.shape[0]
+        if finite.shape[0] == 0:
+            continue
+        mean = finite.mean(0)
+        psnrs.append(psnr(mean, truth))
+        ssims.append(ssim(mean, truth))
+        if finite.shape[0] >= 2:
+            coverages.append(coverage_summary(finite, truth)["coverage_central_90"])
+    return {
+        "psnr": metric_summary(psnrs),
+        "ssim": metric_summary(ssims),
+        "coverage_90": metric_summary(coverages) if coverages else None,
+        "diverged_draws": diverged,
+        "images_scored": len(psnrs),
+    }
+
+
+def run(model, observations, truths, settings, seed) -> dict:
+    started = time.perf_counter()
+    tree = bn.sample(model, observations, progress=False, seed=seed, **settings)
+    wall = time.perf_counter() - started
+    return {**score_draws(tree, truths), "seconds_per_image": wall / len(observations)}
+
+
+def training_cost(path) -> dict:
+    """Steps, minutes and held-out loss recorded in a checkpoint's header."""
+    training = read_header(path).get("training", {})
+    cost = {key: training.get(key) for key in ("steps", "batch_size", "heldout_loss", "command")}
+    wall = training.get("wall_time_s")
+    cost["minutes"] = None if wall is None else round(wall / 60, 1)
+    if "init_from" in training:
+        cost["init_from"] = training["init_from"]
+    return {"file": Path(path).name, **cost}
+
+
+def evaluate(args) -> dict:
+    observations, truths = test_pairs(args.noise, args.mixing, args.images, args.seed)
+    conditional = load_model_file(CONDITIONAL_FILE)
+    rows = []
+    input_psnr = metric_summary(psnr(observations, truths, batch=True))
+    print(f"input y: PSNR {input_psnr['mean']:.2f} dB", file=sys.stderr)
+    base = {"num_chains": 1, "num_draws": args.draws}
+    if "conditional" in args.methods:
+        settings = {**conditional.defaults, **base, "num_steps": args.steps}
+        for rule in args.rules:
+            for omega in args.omegas:
+                model = conditional.conditional_model(
+                    args.checkpoint,
+                    guidance_weight=float(omega),
+                    probabilistic_conditioning=RULES[rule],
+                    mixing_weight=args.mixing,
+                )
+                row = run(model, observations, truths, settings, args.seed)
+                row.update(method="conditional", omega=omega, rule=rule, steps=args.steps)
+                rows.append(row)
+                print(_line(row), file=sys.stderr)
+    if "joint" in args.methods:
+        model, defaults = joint_model(args.noise, args.mixing)
+        row = run(model, observations, truths, {**defaults, **base}, args.seed)
+        row.update(
+            method="joint",
+            sampler=str(defaults["sampler"]),
+            steps=defaults["num_steps"],
+            start_time=defaults["start_time"],
+        )
+        rows.append(row)
+        print(_line(row), file=sys.stderr)
+    costs = {"conditional": training_cost(args.checkpoint)} if args.checkpoint else {}
+    costs["joint"] = [
+        training_cost(assets.path(name))
+        for name in (
+            "fashion_unet.eqx",
+            "digits_unet.eqx" if args.noise == "digits" else "sine_unet.eqx",
+        )
+    ]
+    return {
+        "command": "python analyses/conditional_vs_joint.py " + " ".join(sys.argv[1:]),
+        "noise": args.noise,
+        "mixing": args.mixing,
+        "images": args.images,
+        "draws": args.draws,
+        "seed": args.seed,
+        "input_psnr": input_psnr,
+        "training_costs": costs,
+        "rows": rows,
+    }
+
+
+def _line(row) -> str:
+    label = (
+        row["method"]
+        if row["method"] == "joint"
+        else (f"conditional omega={row['omega']} rule={row['rule']}")
+    )
+    coverage = row["coverage_90"]["mean"] if row["coverage_90"] else float("nan")
+    return (
+        f"{label}: PSNR {row['psnr']['mean']:.2f} ± {row['psnr']['std']:.2f}, SSIM "
+        f"{row['ssim']['mean']:.3f}, cov90 {coverage:.3f}, {row['seconds_per_image']:.2f} "
+        f"s/image, diverged {row['diverged_draws']}"
+    )
+
+
+def markdown_table(document) -> str:
+    lines = [
+        f"(y = {1 - document['mixing']:.2g} x + {document['mixing']:.2g} n, n: "
+        f"{document['noise']}; {document['images']} test pairs, {document['draws']} draws each; "
+        f"input PSNR {document['input_psnr']['mean']:.2f} dB)",
+        "",
+        "| method | ω | eq. 14 | steps | PSNR (dB) | SSIM | 90% coverage | s / image |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in document["rows"]:
+        coverage = row["coverage_90"]["mean"] if row["coverage_90"] else float("nan")
+        method = row["method"] if row["method"] == "conditional" else f"joint ({row['sampler']})"
+        lines.append(
+            f"| {method} | {row.get('omega', '')} | {row.get('rule', '')} | {row['steps']} | "
+            f"{row['psnr']['mean']:.2f} ± {row['psnr']['std']:.2f} | "
+            f"{row['ssim']['mean']:.3f} ± {row['ssim']['std']:.3f} | {coverage:.3f} | "
+            f"{row['seconds_per_image']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+@eqx.filter_jit
+def _tweedie_errors(network, sde, images, observations, noise, t, mask):
+    a_t, s_t = sde.marginal_mean_coefficient(t), sde.marginal_std(t)
+    noisy = a_t * images + s_t * noise
+    prediction = jax.vmap(lambda x, y: network(x, t, y, mask))(noisy, observations)
+    denoised = (noisy + s_t * prediction) / a_t  # s_t^2 score = s_t * network output
+    return jnp.mean((denoised - images) ** 2)
+
+
+def uses_y(args) -> dict:
+    """MSE of Tweedie's x̂₀ at fixed t with y given and dropped, on held-out training pairs."""
+    prior = load_conditional_score_prior(args.checkpoint)
+    data = load_paired_training_data("fashion_mnist", corruption="digits", seed=0)
+    images = jnp.asarray(data.heldout[: args.images])
+    observations = jnp.asarray(data.heldout_observations[: args.images])
+    rows = []
+    for index, t in enumerate(args.times):
+        noise = jax.random.normal(jax.random.key(index), images.shape)
+        given, dropped = (
+            float(_tweedie_errors(prior.network, prior.sde, images, observations, noise, t, m))
+            for m in (1.0, 0.0)
+        )
+        rows.append({"t": t, "mse_y_given": given, "mse_y_dropped": dropped})
+        print(f"t = {t}: MSE of x0_hat {given:.4f} with y, {dropped:.4f} without", file=sys.stderr)
+    return {
+        "command": "python analyses/conditional_vs_joint.py " + " ".join(sys.argv[1:]),
+        "checkpoint": training_cost(args.checkpoint),
+        "images": args.images,
+        "rows": rows,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("evaluate", help="PSNR/SSIM/coverage on test pairs")
+    run_parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="conditional checkpoint (default: the shipped one)",
+    )
+    run_parser.add_argument("--images", type=int, default=30)
+    run_parser.add_argument("--draws", type=int, default=8)
+    run_parser.add_argument("--noise", choices=NOISES, default="digits")
+    run_parser.add_argument("--mixing", type=float, default=0.5, help="α of y = (1-α) x + α n")
+    run_parser.add_argument("--omegas", type=float, nargs="+", default=[0.0])
+    run_parser.add_argument("--rules", choices=sorted(RULES), nargs="+", default=["keep"])
+    run_parser.add_argument(
+        "--methods", choices=["conditional", "joint"], nargs="+", default=["conditional", "joint"]
+    )
+    run_parser.add_argument("--steps", type=int, default=50, help="conditional model's steps")
+    run_parser.add_argument("--seed", type=int, default=0)
+    run_parser.add_argument("--json", type=Path)
+    probe = commands.add_parser("uses-y", help="does the network read y? (Tweedie MSE)")
+    probe.add_argument("--checkpoint", type=Path, required=True)
+    probe.add_argument("--images", type=int, default=400)
+    probe.add_argument("--times", type=float, nargs="+", default=[0.1, 0.2, 0.4, 0.6, 0.8])
+    probe.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "evaluate":
+        if args.checkpoint is not None and not args.checkpoint.is_file():
+            parser.error(f"--checkpoint must be a file. Got {args.checkpoint}.")
+        if args.draws < 2:
+            parser.error(f"--draws must be >= 2 (coverage needs draws). Got {args.draws}.")
+        document = evaluate(args)
+        text = markdown_table(document)
+    else:
+        document = uses_y(args)
+        text = "\n".join(
+            f"| {r['t']} | {r['mse_y_given']:.4f} | {r['mse_y_dropped']:.4f} |"
+            for r in document["rows"]
+        )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(document, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
