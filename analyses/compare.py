@@ -674,11 +674,8 @@ def main(argv=None) -> dict:
             "command": results[0]["command"],
             "methods": {
                 method: {
-                    **summary[method],
-                    "psnr_std": [by_method(result, method)["psnr_std"] for result in results],
-                    "psnr_per_image": [
-                        by_method(result, method)["psnr_per_image"] for result in results
-                    ],
+                    key: [by_method(result, method)[key] for result in results]
+                    for key in (*keys, "psnr_std", "ssim_std", "psnr_per_image")
                 }
                 for method in ["input", *args.methods]
             },
