@@ -16,7 +16,14 @@ from bayesnoise.data import load_testset
 signal_prior = load_score_prior(assets.path("fashion_unet.eqx"))
 noise_prior = load_score_prior(assets.path("digits_unet.eqx"))
 
+PARAMETER = "alpha"
 model = bn.joint_model(signal_prior, noise_prior, mixing=dist.Beta(2.0, 2.0), measurement_std=0.01)
+
+
+def fixed_model(alpha: float):
+    """The same model with alpha known (a number): the reference runs."""
+    return bn.joint_model(signal_prior, noise_prior, mixing=float(alpha), measurement_std=0.01)
+
 
 # The settings of models/digits_on_fashion.py (DDIM steps with joint DPS, 50 steps from
 # t0 = 0.4): with alpha at its prior mean 0.5 the observation operator is the same.

@@ -348,6 +348,14 @@ def test_new_operators_in_a_joint_model_under_dps(key):
         assert np.asarray(tree.posterior["x"]).shape == (1, 2, 6, 6, 1)
 
 
+def test_gaussian_kernel_of_a_traced_width():
+    """An unknown blur width is a traced std: same kernel under jit, a finite derivative."""
+    traced = jax.jit(lambda std: gaussian_kernel(7, std))(1.5)
+    np.testing.assert_allclose(traced, gaussian_kernel(7, 1.5), rtol=1e-6)
+    derivative = jax.grad(lambda std: gaussian_kernel(7, std)[3, 3])(1.5)
+    assert np.isfinite(derivative) and derivative < 0  # a wider PSF lowers the centre
+
+
 def test_gaussian_kernel():
     kernel = gaussian_kernel(7, 1.5)
     assert kernel.shape == (7, 7)

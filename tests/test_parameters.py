@@ -4,6 +4,7 @@ joint posterior against quadrature over theta on a linear-Gaussian problem."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import numpyro.distributions as dist
 import pytest
 from gaussian_problems import SDE, _smooth_covariance
@@ -160,6 +161,53 @@ def test_datatree_and_summary_hold_the_parameter():
     lower, upper = summary["alpha"]["posterior"]["interval_90"]
     assert 0 < lower <= summary["alpha"]["posterior"]["mean"] <= upper < 1
     assert summary["parameter_acceptance_rate_mean"] > 0.5
+
+
+def blur_width_model():
+    """A user-written model with an operator parameter: y = K_w * x + n + eps on 6 x 6 images,
+    w ~ LogNormal(0, 0.25) (site "blur_width"), Gaussian priors, a 5 x 5 Gaussian PSF."""
+    shape = (6, 6, 1)
+    signal = bn.GaussianPrior(shape, SDE, mean=0.5, variance=0.04)
+    noise = bn.GaussianPrior(shape, SDE, variance=0.01)
+
+    def model(observation=None, diffusion_time=0.0):
+        width = numpyro.sample("blur_width", dist.LogNormal(0.0, 0.25))
+        x = numpyro.sample("x", bn.ScorePriorDistribution(signal, diffusion_time))
+        n = numpyro.sample("n", bn.ScorePriorDistribution(noise, diffusion_time))
+        blur = bn.operators.FFTBlur(shape, bn.operators.gaussian_kernel(5, width))
+        numpyro.sample("y", dist.Normal(blur(x) + n, 0.05).to_event(3), obs=observation)
+
+    return model, shape
+
+
+def test_an_operator_parameter_of_a_user_model():
+    """The blur width of a plain NumPyro model is found as theta; its conditional at t = 0 is
+    log p(w) + log N(y; K_w x + n, sigma^2) (+ the log-Jacobian of w = exp(u)); bn.sample
+    returns its draws beside x and n."""
+    model, shape = blur_width_model()
+    target = posterior_target(model)
+    assert target.parameter_names == ("blur_width",) and target.latent_names == ("x", "n")
+    keys = jax.random.split(jax.random.key(3), 3)
+    x = 0.5 + 0.2 * jax.random.normal(keys[0], shape)
+    n = 0.1 * jax.random.normal(keys[1], shape)
+
+    def blurred(width):
+        return bn.operators.FFTBlur(shape, bn.operators.gaussian_kernel(5, width))(x)
+
+    y = blurred(1.2) + n + 0.05 * jax.random.normal(keys[2], shape)
+    log_density = conditional_logdensity_fn(target, {"x": x, "n": n}, y)
+    for width in (0.6, 1.0, 1.2, 1.7):
+        u = jnp.log(width)
+        expected = (
+            dist.LogNormal(0.0, 0.25).log_prob(width)
+            + u  # log |dw / du|
+            + norm.logpdf(np.asarray(y), np.asarray(blurred(width) + n), 0.05).sum()
+        )
+        np.testing.assert_allclose(log_density({"blur_width": u}), expected, rtol=1e-5)
+    tree = bn.sample(model, y, num_chains=2, num_draws=2, num_steps=10, progress=False)
+    assert tree.posterior["blur_width"].dims == ("chain", "draw")
+    assert np.all(np.asarray(tree.posterior["blur_width"]) > 0)
+    assert np.all(np.isfinite(np.asarray(tree.posterior["x"])))
 
 
 @pytest.mark.parametrize(

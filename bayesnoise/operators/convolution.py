@@ -121,10 +121,11 @@ class FFTBlur(AbstractLinearOperator):
 
 def gaussian_kernel(size: int, std: float, dtype=jnp.float32) -> Float[Array, "size size"]:
     """An isotropic ``(size, size)`` Gaussian blur kernel with standard deviation ``std`` pixels,
-    normalised to sum to one; ``size`` must be odd."""
+    normalised to sum to one; ``size`` must be odd. ``std`` may be traced (an unknown blur
+    width sampled as a forward-model parameter); a concrete one must be > 0."""
     if not isinstance(size, int) or size <= 0 or size % 2 == 0:
         raise ValueError(f"size must be a positive odd int. Got size={size!r}.")
-    if not std > 0:
+    if not isinstance(std, jax.core.Tracer) and not std > 0:
         raise ValueError(f"std must be positive. Got std={std!r}.")
     offsets = jnp.arange(size, dtype=dtype) - (size - 1) / 2
     profile = jnp.exp(-0.5 * (offsets / std) ** 2)
