@@ -2,6 +2,7 @@
 
     python analyses/unknown_parameters.py [--model digits_unknown_mixing] [--pairs 16]
         [--json out.json] [--conditioning point] [--draws N] [--start-time T0] [--steps N]
+        [--guidance-weight W]
 
 A model file with one unknown parameter defines ``PARAMETER`` (its site name), ``model``
 (theta a NumPyro site), ``fixed_model(value)`` (theta known) and ``simulate(k)`` (test pair k
@@ -29,6 +30,7 @@ from bayesnoise.calibration import interval_coverage, randomised_pit
 from bayesnoise.metrics import psnr
 from bayesnoise.model_file import load_model_file
 from bayesnoise.parameters import CONDITIONINGS, ParameterUpdate
+from bayesnoise.target import posterior_target
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -51,17 +53,23 @@ def main():
     parser.add_argument("--draws", type=int, help="draws per chain (default: the model file's)")
     parser.add_argument("--start-time", type=float, help="t0 (default: the model file's)")
     parser.add_argument("--steps", type=int, help="reverse steps (default: the model file's)")
+    parser.add_argument(
+        "--guidance-weight", type=float, help="the sampler's guidance weight (default: the file's)"
+    )
     args = parser.parse_args()
     module = load_model_file(MODELS / f"{args.model}.py")
     parameter = module.PARAMETER
     settings = {**module.defaults, "progress": False}
     overrides = {"num_draws": args.draws, "start_time": args.start_time, "num_steps": args.steps}
     settings.update({key: value for key, value in overrides.items() if value is not None})
+    if args.guidance_weight is not None:
+        options = {**settings.get("sampler_options", {}), "guidance_weight": args.guidance_weight}
+        settings["sampler_options"] = options
     simulated = [module.simulate(seed) for seed in range(args.pairs)]
     observations = np.stack([observation for observation, _ in simulated])
     truths = [truth["x"] for _, truth in simulated]
     thetas = np.array([truth[parameter] for _, truth in simulated], dtype=np.float64)
-    wrong_theta = float(bn.posterior_target(module.model).parameter_values[parameter])
+    wrong_theta = float(posterior_target(module.model).parameter_values[parameter])
     started = time.perf_counter()
     update = ParameterUpdate(conditioning=args.conditioning)
     unknown = bn.sample(module.model, observations, parameter_update=update, **settings)
