@@ -115,7 +115,7 @@ def test_pairs_file_accepts_a_channel_axis_and_sinusoidal_noise_outside_the_unit
 @pytest.mark.parametrize(
     ("argv", "match"),
     [
-        (["--task", "sine", "--methods", "flow"], r"--methods \['flow'\] do not apply"),
+        (["--task", "sine", "--methods", "gaussian_noise"], r"--methods \['gaussian_noise'\] do"),
         (["--task", "cs_sine", "--methods", "bm3d"], r"--methods \['bm3d'\] do not apply"),
         (["--task", "digits", "--noise-std", "0.1"], r"--noise-std applies to the sinusoidal"),
         (["--task", "sine", "--noise-std", "-0.1"], r"--noise-std must be positive"),

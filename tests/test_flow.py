@@ -19,7 +19,7 @@ from bayesnoise.baselines.flow import (
     save_flow,
 )
 from bayesnoise.data import load_fashion_mnist, mnist_5k_split
-from bayesnoise.operators import Identity, Mask, Scale
+from bayesnoise.operators import DenseMatrix, Identity, Mask, Scale
 
 SHAPE = (4, 4, 1)
 
@@ -104,6 +104,32 @@ def test_map_is_the_closed_form_ridge_solution_for_gaussian_flows():
     np.testing.assert_allclose(estimate, np.clip(expected, 0, 1), atol=2e-3)
 
 
+def test_map_with_gaussian_noise_is_the_closed_form_on_measurements():
+    # y = A x + n on 6 measurements of a 16-pixel image, x ~ N(mx, sx²), n ~ N(0, diag s²):
+    # x̂ = (AᵀS⁻²A + λ/sx² I)⁻¹ (AᵀS⁻² y + λ mx / sx²).
+    (mx, sx), weight = (0.5, 0.2), 0.5
+    matrix = np.random.default_rng(1).normal(0.0, 0.4, (6, 16)).astype(np.float32)
+    noise_std = np.linspace(0.1, 0.3, 6).astype(np.float32)
+    problem = LinearProblem(DenseMatrix(matrix, SHAPE), noise_std=noise_std)
+    truth = np.random.default_rng(2).uniform(0.3, 0.7, (2, 16)).astype(np.float32)
+    observation = truth @ matrix.T
+    weighted = matrix.T / noise_std**2
+    expected = np.linalg.solve(
+        weighted @ matrix + weight / sx**2 * np.eye(16),
+        (observation @ weighted.T + weight * mx / sx**2).T,
+    ).T
+    estimate = flow_map(
+        observation,
+        problem,
+        signal_flow=gaussian_flow(mx, sx),
+        noise_flow="gaussian",
+        weight=weight,
+        num_steps=400,
+        learning_rate=0.05,
+    )
+    np.testing.assert_allclose(estimate.reshape(2, 16), np.clip(expected, 0, 1), atol=3e-3)
+
+
 def test_map_shapes_dtype_and_range(key):
     signal_flow = random_flow(SHAPE, 2, 4, key)
     problem = LinearProblem(Scale(SHAPE, 0.7), Scale(SHAPE, 0.3), noise_mean=0.1, noise_std=0.3)
@@ -148,6 +174,8 @@ def test_flow_map_refuses_bad_observations_and_problems(flows):
         flow_map(np.zeros((1, *SHAPE), np.float32), problem, **(flows | {"noise_flow": wide}))
     with pytest.raises(TypeError, match="signal_flow must be an ImageFlow"):
         flow_map(np.zeros((1, *SHAPE), np.float32), problem, **(flows | {"signal_flow": 1.0}))
+    with pytest.raises(ValueError, match="noise_flow must be an ImageFlow, 'gaussian' or None"):
+        flow_map(np.zeros((1, *SHAPE), np.float32), problem, **(flows | {"noise_flow": "laplace"}))
     with pytest.raises(ValueError, match="image_shape must be .* even height and width"):
         build_flow((5, 4, 1), key=jax.random.key(0))
 

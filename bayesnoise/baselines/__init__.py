@@ -11,11 +11,12 @@ with n's mean and std), ``x_hat`` a float32 batch ``(num_images, *signal_shape)`
 - :func:`csgm`: the GAN baseline (CSGM, the method paper's eq. 9) with the shipped Fashion-MNIST
   DCGAN (:func:`load_generator`); any linear A on 28 x 28 x 1 signals;
 - :func:`flow_map`: Whang et al.'s MAP with two normalizing flows (eq. 8; :func:`load_flow`), any
-  linear A on images, B the identity or a scale.
+  linear A on images, B the identity or a scale; ``noise_flow="gaussian"`` for Gaussian noise
+  of known moments (sinusoidal noise, compressed sensing).
 """
 
 from bayesnoise.baselines.bm3d_denoise import bm3d_denoise
-from bayesnoise.baselines.flow import ImageFlow, flow_map, load_flow
+from bayesnoise.baselines.flow import GaussianNoiseDensity, ImageFlow, flow_map, load_flow
 from bayesnoise.baselines.gan import csgm, load_generator
 from bayesnoise.baselines.gaussian_diffusion import gaussian_noise_diffusion
 from bayesnoise.baselines.nl_means import nl_means_denoise
@@ -43,4 +44,5 @@ __all__ = [
     "flow_map",
     "load_flow",
     "ImageFlow",
+    "GaussianNoiseDensity",
 ]
