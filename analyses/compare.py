@@ -3,6 +3,7 @@
     python analyses/compare.py --task {digits,cs_sine,sine,ood_digits,ood_cs}
         [--methods joint gaussian_noise bm3d nlm lasso gan flow] [--pairs FILE.npz]
         [--num-images 100] [--noise-std SIGMA ...] [--hyper-from FILE.json] [--out-dir DIR]
+        [--suffix WORD] [--batch-size 20]
 
 Tasks (x: 28 x 28 x 1 in [0, 1]):
 
@@ -584,6 +585,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--batch-size", type=int, default=20, help="images per call")
     parser.add_argument("--out-dir", type=Path, default=FIGURES)
+    parser.add_argument("--suffix", default="", help="appended to the output files' names")
     args = parser.parse_args(argv)
     applicable = APPLICABLE[MODEL_FILE[args.task]]
     if args.methods is None:
@@ -629,6 +631,7 @@ def run_one(args, noise_std: float | None) -> dict:
     started_machine = machine()
     rows, shown = compare(task, args.methods, args.batch_size, args.hyper_from)
     tag = args.task + (f"_std{task.noise_std:g}" if task.noise_std is not None else "")
+    tag += f"_{args.suffix}" if args.suffix else ""
     if args.pairs is not None:
         tag += f"_{args.pairs.stem}"
         pairs = f"--pairs {args.pairs}"
