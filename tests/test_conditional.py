@@ -460,3 +460,21 @@ def test_noisy_input_study_matched_time_is_eq_7(level):
         study.matched_time(bn.VESDE(), level)
     with pytest.raises(ValueError, match="level must be in"):
         study.matched_time(sde, 1.5)
+
+
+def test_shipped_conditional_digits_model_file_samples():
+    from bayesnoise import assets
+    from bayesnoise.model_file import load_model_file
+
+    header = read_header(assets.path("conditional_digits_unet.eqx"))
+    assert header["architecture"]["hyperparameters"]["condition_channels"] == 1
+    assert (
+        header["training"]["init_from"]["sha256"]
+        == read_header(assets.path("fashion_unet.eqx"))["sha256"]
+    )
+    module = load_model_file(Path(__file__).resolve().parents[1] / "models/conditional_digits.py")
+    y, truth = module.simulate(3)
+    settings = {**module.defaults, "num_steps": 3, "num_chains": 1, "num_draws": 2}
+    tree = bn.sample(module.model, y, progress=False, **settings)
+    assert tree.posterior["x"].shape == (1, 2, *truth["x"].shape)
+    assert np.all(np.isfinite(tree.posterior["x"].values))

@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = [
+    "conditional_digits_unet.eqx",
     "digits_flow.eqx",
     "digits_unet.eqx",
     "fashion_dcgan.eqx",
