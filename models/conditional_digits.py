@@ -29,9 +29,10 @@ TRAIN_COMMAND = (
     "(see analyses/conditional_vs_joint.py)"
 )
 # On 30 test pairs (analyses/conditional_vs_joint.py, README "The supervised alternative"):
-# omega = 0 without eq. 14's mask at sampling scored best (25.9 dB); guidance (omega > 0) and
-# the eq. 14 mixture ("keep") both lowered PSNR. The network was trained without the eq. 14
-# mask (y given but for 10% condition dropout).
+# omega = 0 without eq. 14's mixture at sampling scored best (25.9 dB; omega 1, 2, 4: 24.5,
+# 21.7, 16.9). With the mixture ("keep") omega = 0 gave 19.6 and guidance won most of it back
+# (25.2 at omega = 2). The network was trained without the eq. 14 mask (y given but for 10%
+# condition dropout).
 GUIDANCE_WEIGHT = 0.0
 PROBABILISTIC_CONDITIONING = None
 
