@@ -236,7 +236,10 @@ def _sample(args) -> dict:
         tree = scale_posterior_spread(tree, spread_scale)
     summary = bn.summarize(tree)
     summary["wall_time_s"] = time.perf_counter() - started
-    summary["settings"] = {k: v for k, v in settings.items()}
+    # a model file may compose its sampler (bn.sampler(...)): record it by its name
+    summary["settings"] = {
+        k: getattr(v, "name", v) if k == "sampler" else v for k, v in settings.items()
+    }
     first = "image" in tree.posterior.dims
     posterior = {
         name: np.asarray(tree.posterior[name].isel(image=0) if first else tree.posterior[name])

@@ -4,6 +4,7 @@ case with closed-form scores, checkpoints, paired training and sampling through 
 
 import functools
 import importlib.util
+import json
 from pathlib import Path
 
 import equinox as eqx
@@ -478,3 +479,13 @@ def test_shipped_conditional_digits_model_file_samples():
     tree = bn.sample(module.model, y, progress=False, **settings)
     assert tree.posterior["x"].shape == (1, 2, *truth["x"].shape)
     assert np.all(np.isfinite(tree.posterior["x"].values))
+
+
+def test_cli_samples_the_conditional_model_file_with_its_composed_sampler(tmp_path, capsys):
+    model_file = Path(__file__).resolve().parents[1] / "models/conditional_digits.py"
+    arguments = ["sample", str(model_file), "--out", str(tmp_path / "run"), "--steps", "2",
+                 "--chains", "1", "--draws", "2", "--json", "--quiet"]  # fmt: skip
+    assert main(arguments) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["settings"]["sampler"] == "ddpm"  # recorded by name
+    assert "x" in summary["metrics"]
