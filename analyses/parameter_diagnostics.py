@@ -31,12 +31,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from unknown_parameters import posterior_mean_psnr
+from unknown_parameters import posterior_mean_psnr, theta_summary, write_result
 
 import bayesnoise as bn
 import bayesnoise.inference
-from bayesnoise.atomic import atomic_write_bytes
-from bayesnoise.calibration import interval_coverage, randomised_pit
 from bayesnoise.linear_solve import pseudo_inverse
 from bayesnoise.metrics import psnr
 from bayesnoise.model_file import load_model_file
@@ -104,23 +102,10 @@ def anchor(module, simulated, settings, estimates):
         seconds = time.perf_counter() - started
     finally:
         bayesnoise.inference._minimum_norm_solutions = original
-    draws = np.asarray(tree.posterior["alpha"]).reshape(-1, len(alphas))
-    mean = np.nanmean(draws, axis=0)
-    lower, upper = np.nanquantile(draws, [0.05, 0.95], axis=0)
-    pit = np.array(
-        [
-            randomised_pit(column[np.isfinite(column)], alpha, seed=k)
-            for k, (column, alpha) in enumerate(zip(draws.T, alphas, strict=True))
-        ]
-    )
     scores = posterior_mean_psnr(tree, [truth["x"] for _, truth in simulated])
     return {
         "anchors": list(map(float, estimates)),
-        "theta_posterior_mean": mean.tolist(),
-        "theta_abs_error_mean": float(np.mean(np.abs(mean - alphas))),
-        "theta_interval_90_width_mean": float(np.mean(upper - lower)),
-        "theta_interval_90_coverage": float(interval_coverage(pit, (0.9,))[0]),
-        "theta_slope_of_mean_on_truth": float(np.polyfit(alphas, mean, 1)[0]),
+        **theta_summary(tree, "alpha", alphas),
         "psnr_db": scores,
         "psnr_mean_db": float(np.mean(scores)),
         "seconds": seconds,
@@ -155,10 +140,7 @@ def main():
     else:
         result = anchor(module, simulated, settings, estimates)
     result = {"diagnostic": args.diagnostic, "pairs": args.pairs, **result}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        atomic_write_bytes(args.json, (text + "\n").encode())
+    write_result(result, args.json)
     return 0
 
 

@@ -42,6 +42,39 @@ def posterior_mean_psnr(tree, truths):
     return [float(psnr(np.nanmean(draws[:, k], axis=0), truth)) for k, truth in enumerate(truths)]
 
 
+def theta_summary(tree, parameter: str, thetas) -> dict:
+    """theta's posterior mean per pair, its error, and the coverage and width of its central
+    90% interval (from the randomised PIT of the truth among the draws: exact for any number
+    of draws, where sample quantiles of few draws undercover)."""
+    draws = np.asarray(tree.posterior[parameter]).reshape(-1, len(thetas))
+    mean = np.nanmean(draws, axis=0)
+    lower, upper = np.nanquantile(draws, [0.05, 0.95], axis=0)
+    pit = np.array(
+        [
+            randomised_pit(column[np.isfinite(column)], np.float64(theta), seed=k)
+            for k, (column, theta) in enumerate(zip(draws.T, thetas, strict=True))
+        ]
+    )
+    return {
+        "theta_true": list(map(float, thetas)),
+        "theta_posterior_mean": mean.tolist(),
+        "theta_abs_error_mean": float(np.mean(np.abs(mean - thetas))),
+        "theta_abs_error_max": float(np.max(np.abs(mean - thetas))),
+        "theta_interval_90_width_mean": float(np.mean(upper - lower)),
+        "theta_interval_90_coverage": float(interval_coverage(pit, (0.9,))[0]),
+        "theta_slope_of_mean_on_truth": float(np.polyfit(thetas, mean, 1)[0]),
+        "theta_pit": pit.tolist(),
+    }
+
+
+def write_result(result: dict, path: Path | None) -> None:
+    """Print ``result`` as JSON and write it to ``path`` (atomically) when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path:
+        atomic_write_bytes(path, (text + "\n").encode())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="digits_unknown_mixing", help="a file in models/")
@@ -74,17 +107,6 @@ def main():
     update = ParameterUpdate(conditioning=args.conditioning)
     unknown = bn.sample(module.model, observations, parameter_update=update, **settings)
     unknown_seconds = time.perf_counter() - started
-    theta_draws = np.asarray(unknown.posterior[parameter]).reshape(-1, args.pairs)
-    theta_mean = np.nanmean(theta_draws, axis=0)
-    lower, upper = np.nanquantile(theta_draws, [0.05, 0.95], axis=0)
-    # Coverage of the central 90% interval from the rank of the truth among the draws
-    # (randomised PIT: exact for any number of draws; sample quantiles of few draws undercover).
-    pit = np.array(
-        [
-            randomised_pit(column[np.isfinite(column)], np.float64(theta), seed=k)
-            for k, (column, theta) in enumerate(zip(theta_draws.T, thetas, strict=True))
-        ]
-    )
     wrong = bn.sample(module.fixed_model(wrong_theta), observations, **settings)
     known_psnr = []
     for k, theta in enumerate(thetas):
@@ -101,15 +123,8 @@ def main():
         "parameter": parameter,
         "pairs": args.pairs,
         "settings": {key: value for key, value in settings.items() if key != "progress"},
-        "theta_true": thetas.tolist(),
         "theta_fixed_wrong": wrong_theta,
-        "theta_posterior_mean": theta_mean.tolist(),
-        "theta_abs_error_mean": float(np.mean(np.abs(theta_mean - thetas))),
-        "theta_abs_error_max": float(np.max(np.abs(theta_mean - thetas))),
-        "theta_interval_90_width_mean": float(np.mean(upper - lower)),
-        "theta_interval_90_coverage": float(interval_coverage(pit, (0.9,))[0]),
-        "theta_slope_of_mean_on_truth": float(np.polyfit(thetas, theta_mean, 1)[0]),
-        "theta_pit": pit.tolist(),
+        **theta_summary(unknown, parameter, thetas),
         "conditioning": args.conditioning,
         "psnr_mean_db": {key: float(np.mean(values)) for key, values in runs.items()},
         "psnr_std_db": {key: float(np.std(values)) for key, values in runs.items()},
@@ -120,10 +135,7 @@ def main():
         ),
         "unknown_seconds": unknown_seconds,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        atomic_write_bytes(args.json, (text + "\n").encode())
+    write_result(result, args.json)
     return 0
 
 
