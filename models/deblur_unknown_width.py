@@ -21,7 +21,7 @@ from bayesnoise.model_file import load_model_file
 
 _known_width = load_model_file(Path(__file__).with_name("deblur_stripes.py"))
 SHAPE = _known_width.SHAPE
-KERNEL_SIZE = 7  # 3.5 widths at w = 1 either side of the centre pixel, 2.1 at w = 1.4
+KERNEL_SIZE = 7  # 3 pixels either side of the centre: 3 widths at w = 1, 2.1 at w = 1.4
 MEASUREMENT_STD = 0.01
 WIDTH_PRIOR = dist.LogNormal(0.0, 0.25)
 PARAMETER = "blur_width"
