@@ -1,21 +1,32 @@
 """The conditional network of Iyer, Shu & Sinha against the joint posterior (issue 9).
 
-    python analyses/conditional_vs_joint.py evaluate --checkpoint CKPT [--images 30] [--draws 8]
+    python analyses/conditional_vs_joint.py evaluate [--task digits|gaussian|inpaint]
+        [--checkpoint CKPT] [--images 30] [--split test|validation] [--draws 8]
         [--noise digits|sine] [--mixing 0.5] [--omegas 0 0.5 1 2 4] [--rules keep off]
-        [--methods conditional joint] [--steps 50] [--json FILE]
-    python analyses/conditional_vs_joint.py uses-y --checkpoint CKPT [--images 400]
+        [--methods conditional joint] [--steps 50] [--joint-start-time T0]
+        [--joint-guidance-weight W] [--json FILE]
+    python analyses/conditional_vs_joint.py uses-y [--task ...] [--checkpoint CKPT] [--images 400]
 
 ``evaluate`` scores the posterior mean of x (PSNR/SSIM against the truth) and the coverage of
 the 90% central interval of the draws (per pixel, :mod:`bayesnoise.calibration`) on the first
-``--images`` pairs of the shipped test set, y = (1 − α) x + α n with α = ``--mixing`` and n the
-held-out digit (``--noise digits``: in distribution for both methods at α = 0.5) or a draw of
-sinusoidal noise of average std 0.2 (``--noise sine``: unseen by the conditional network). The
-conditional model (``models/conditional_digits.py``, ancestral DDPM steps from t = 1 under the
-prior's own score) runs for every ω of eq. 11 and every eq. 14 rule ("keep", or "off": y always
-given); the joint model is ``models/digits_on_fashion.py`` with its defaults, its operators set
-to α and, for sine noise, the shipped sinusoidal-noise prior swapped in for the digit prior (the
-one-line change of a model file). Training costs come from the checkpoints' headers; sampling
-cost is wall time per image (all images of a run batched, compilation included).
+``--images`` pairs of a split: ``test`` (the shipped test images) or ``validation`` (Fashion-MNIST
+test images 100-131, where the joint samplers' settings below were chosen). Tasks:
+
+- ``digits``: y = (1 − α) x + α n with α = ``--mixing`` and n the held-out digit (``--noise
+  digits``: in distribution for both methods at α = 0.5) or a draw of sinusoidal noise of
+  average std 0.2 (``--noise sine``: unseen by the conditional network). Joint model:
+  ``models/digits_on_fashion.py`` with its defaults, its operators set to α and, for sine noise,
+  the shipped sinusoidal-noise prior swapped in for the digit prior (the one-line change of a
+  model file);
+- ``gaussian``: y = x + 0.3 ε. Joint model: the clothing prior and a Gaussian noise prior
+  N(0, 0.3² I) coupled through y = x + n;
+- ``inpaint``: y = m ⊙ x with ``models/conditional_inpaint.py``'s fixed mask (half the pixels
+  missing). Joint model: the clothing prior alone with the mask as its operator.
+
+The conditional model (``models/conditional_<task>.py``, ancestral DDPM steps from t = 1 under
+the prior's own score) runs for every ω of eq. 11 and every eq. 14 rule ("keep", or "off": y
+always given). Training costs come from the checkpoints' headers; sampling cost is wall time
+per image (all images of a run batched, compilation included).
 
 ``uses-y`` measures whether a conditional network reads y: the MSE of Tweedie's estimate
 x̂₀ = (x_t + s_t² score) / a_t on held-out training pairs at fixed t, with y given and dropped.
@@ -38,9 +49,10 @@ import numpy as np
 
 import bayesnoise as bn
 from bayesnoise import assets
+from bayesnoise.atomic import atomic_write_bytes
 from bayesnoise.calibration import coverage_summary
 from bayesnoise.checkpoints import load_conditional_score_prior, read_header
-from bayesnoise.data import load_testset
+from bayesnoise.data import load_fashion_mnist, load_testset, mnist_5k_split
 from bayesnoise.metrics import metric_summary, psnr, ssim
 from bayesnoise.model_file import load_model_file
 from bayesnoise.training.paired import load_paired_training_data
@@ -48,45 +60,99 @@ from bayesnoise.training.paired import load_paired_training_data
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "analyses" / "figures"
 JOINT_FILE = ROOT / "models" / "digits_on_fashion.py"
-CONDITIONAL_FILE = ROOT / "models" / "conditional_digits.py"
+TASKS = ("digits", "gaussian", "inpaint")
+CONDITIONAL_FILES = {task: ROOT / "models" / f"conditional_{task}.py" for task in TASKS}
 SHAPE = (28, 28, 1)
 NOISES = ("digits", "sine")
 SINE_STD = 0.2
 RULES = {"keep": "keep", "off": None}
+SPLITS = {"test": 100, "validation": 32}  # images available in each split
+# The joint samplers of the gaussian and inpaint tasks: the digits model file's sampler, its
+# start time and guidance weight chosen on 8 validation images (README "The supervised
+# alternative" gives the grid).
+JOINT_SETTINGS = {
+    "gaussian": {"start_time": 0.4, "guidance_weight": 2.0},
+    "inpaint": {"start_time": 1.0, "guidance_weight": 2.0},
+}
 
 
-def test_pairs(noise: str, mixing: float, num_images: int, seed: int = 0):
-    """(y, x) of the first ``num_images`` shipped test images: y = (1 − α) x + α n."""
+def test_pairs(
+    task: str,
+    num_images: int,
+    *,
+    split: str = "test",
+    noise: str = "digits",
+    mixing: float = 0.5,
+    seed: int = 0,
+):
+    """(y, x) of the first ``num_images`` images of ``split`` under ``task``'s corruption."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}. Got {task!r}.")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {tuple(SPLITS)}. Got {split!r}.")
+    if not 1 <= num_images <= SPLITS[split]:
+        raise ValueError(
+            f"images must be in 1..{SPLITS[split]} (the {split} split). Got {num_images!r}."
+        )
+    if split == "test":
+        x = load_testset()["fashion"][:num_images]
+        seeds = range(num_images)
+    else:
+        x = load_fashion_mnist("test")[0][100 : 100 + num_images]
+        seeds = range(10_000, 10_000 + num_images)
+    if task != "digits":
+        module = load_model_file(CONDITIONAL_FILES[task])
+        return np.stack([module.observe(image, s)[0] for image, s in zip(x, seeds, strict=True)]), x
     if noise not in NOISES:
         raise ValueError(f"noise must be one of {NOISES}. Got {noise!r}.")
     if not 0.0 < mixing < 1.0:
         raise ValueError(f"mixing must be in (0, 1). Got {mixing!r}.")
-    if not 1 <= num_images <= 100:
-        raise ValueError(f"images must be in 1..100 (the shipped test set). Got {num_images!r}.")
-    testset = load_testset()
-    x = testset["fashion"][:num_images]
-    if noise == "digits":
-        n = testset["digits"][:num_images]
-    else:
-        keys = jax.random.split(jax.random.key(seed), num_images)
+    if noise == "sine":
+        keys = [jax.random.key(seed + s) for s in seeds]
         n = np.stack([np.asarray(bn.sample_sinusoidal_noise(k, SHAPE, SINE_STD)) for k in keys])
+    elif split == "test":
+        n = load_testset()["digits"][:num_images]
+    else:
+        n = mnist_5k_split()[1][0][100 : 100 + num_images]
     return ((1.0 - mixing) * x + mixing * n).astype(np.float32), x
 
 
-def joint_model(noise: str, mixing: float):
-    """The joint model file's model for this noise and α, and its defaults."""
+def joint_model(task: str, noise: str = "digits", mixing: float = 0.5):
+    """The joint model of ``task`` (the digit model file's, or its counterpart) and its sampler
+    settings."""
     module = load_model_file(JOINT_FILE)
-    noise_prior = module.noise_prior
-    if noise == "sine":  # the one-line swap of a model file
-        noise_prior = bn.checkpoints.load_score_prior(assets.path("sine_unet.eqx"))
-    model = bn.joint_model(
-        module.signal_prior,
-        noise_prior,
-        signal_operator=bn.operators.Scale(SHAPE, 1.0 - mixing),
-        noise_operator=bn.operators.Scale(SHAPE, mixing),
-        measurement_std=0.01,
-    )
-    return model, dict(module.defaults)
+    defaults = dict(module.defaults)
+    if task == "digits":
+        noise_prior = module.noise_prior
+        if noise == "sine":  # the one-line swap of a model file
+            noise_prior = bn.checkpoints.load_score_prior(assets.path("sine_unet.eqx"))
+        model = bn.joint_model(
+            module.signal_prior,
+            noise_prior,
+            signal_operator=bn.operators.Scale(SHAPE, 1.0 - mixing),
+            noise_operator=bn.operators.Scale(SHAPE, mixing),
+            measurement_std=0.01,
+        )
+        return model, defaults
+    conditional = load_model_file(CONDITIONAL_FILES[task])
+    if task == "gaussian":
+        noise_prior = bn.priors.GaussianPrior(
+            SHAPE, module.signal_prior.sde, variance=conditional.NOISE_STD**2
+        )
+        model = bn.joint_model(module.signal_prior, noise_prior, measurement_std=0.01)
+    else:
+        model = bn.joint_model(
+            module.signal_prior,
+            signal_operator=bn.operators.Mask(conditional.MASK),
+            measurement_std=0.01,
+        )
+    settings = JOINT_SETTINGS[task]
+    defaults["start_time"] = settings["start_time"]
+    defaults["sampler_options"] = {
+        **defaults.get("sampler_options", {}),
+        "guidance_weight": settings["guidance_weight"],
+    }
+    return model, defaults
 
 
 def score_draws(tree, truths) -> dict:
@@ -134,8 +200,13 @@ def training_cost(path) -> dict:
 
 
 def evaluate(args) -> dict:
-    observations, truths = test_pairs(args.noise, args.mixing, args.images, args.seed)
-    conditional = load_model_file(CONDITIONAL_FILE)
+    observations, truths = test_pairs(
+        args.task, args.images, split=args.split, noise=args.noise, mixing=args.mixing,
+        seed=args.seed,
+    )  # fmt: skip
+    conditional = load_model_file(CONDITIONAL_FILES[args.task])
+    checkpoint = args.checkpoint or assets.path(conditional.CHECKPOINT)
+    task_options = {"mixing_weight": args.mixing} if args.task == "digits" else {}
     rows = []
     input_psnr = metric_summary(psnr(observations, truths, batch=True))
     print(f"input y: PSNR {input_psnr['mean']:.2f} dB", file=sys.stderr)
@@ -145,38 +216,48 @@ def evaluate(args) -> dict:
         for rule in args.rules:
             for omega in args.omegas:
                 model = conditional.conditional_model(
-                    args.checkpoint,
+                    checkpoint,
                     guidance_weight=float(omega),
                     probabilistic_conditioning=RULES[rule],
-                    mixing_weight=args.mixing,
+                    **task_options,
                 )
                 row = run(model, observations, truths, settings, args.seed)
                 row.update(method="conditional", omega=omega, rule=rule, steps=args.steps)
                 rows.append(row)
                 print(_line(row), file=sys.stderr)
     if "joint" in args.methods:
-        model, defaults = joint_model(args.noise, args.mixing)
+        model, defaults = joint_model(args.task, args.noise, args.mixing)
+        if args.joint_start_time is not None:
+            defaults["start_time"] = args.joint_start_time
+        if args.joint_guidance_weight is not None:
+            defaults["sampler_options"] = {
+                **defaults.get("sampler_options", {}),
+                "guidance_weight": args.joint_guidance_weight,
+            }
         row = run(model, observations, truths, {**defaults, **base}, args.seed)
         row.update(
             method="joint",
             sampler=str(defaults["sampler"]),
             steps=defaults["num_steps"],
             start_time=defaults["start_time"],
+            sampler_options=defaults.get("sampler_options", {}),
         )
         rows.append(row)
         print(_line(row), file=sys.stderr)
-    costs = {"conditional": training_cost(args.checkpoint)} if args.checkpoint else {}
-    costs["joint"] = [
-        training_cost(assets.path(name))
-        for name in (
-            "fashion_unet.eqx",
-            "digits_unet.eqx" if args.noise == "digits" else "sine_unet.eqx",
-        )
-    ]
+    noise_network = {"digits": "digits_unet.eqx", "sine": "sine_unet.eqx"}
+    joint_networks = ["fashion_unet.eqx"]
+    if args.task == "digits":
+        joint_networks.append(noise_network[args.noise])
+    costs = {
+        "conditional": training_cost(checkpoint),
+        "joint": [training_cost(assets.path(name)) for name in joint_networks],
+    }
     return {
         "command": "python analyses/conditional_vs_joint.py " + " ".join(sys.argv[1:]),
-        "noise": args.noise,
-        "mixing": args.mixing,
+        "task": args.task,
+        "split": args.split,
+        "noise": args.noise if args.task == "digits" else None,
+        "mixing": args.mixing if args.task == "digits" else None,
         "images": args.images,
         "draws": args.draws,
         "seed": args.seed,
@@ -201,10 +282,18 @@ def _line(row) -> str:
 
 
 def markdown_table(document) -> str:
+    task = document.get("task", "digits")
+    corruption = {"gaussian": "y = x + 0.3 eps", "inpaint": "y = mask x, half the pixels missing"}
+    if task == "digits":
+        problem = (
+            f"y = {1 - document['mixing']:.2g} x + {document['mixing']:.2g} n, n: "
+            f"{document['noise']}"
+        )
+    else:
+        problem = corruption[task]
     lines = [
-        f"(y = {1 - document['mixing']:.2g} x + {document['mixing']:.2g} n, n: "
-        f"{document['noise']}; {document['images']} test pairs, {document['draws']} draws each; "
-        f"input PSNR {document['input_psnr']['mean']:.2f} dB)",
+        f"({problem}; {document['images']} {document.get('split', 'test')} pairs, "
+        f"{document['draws']} draws each; input PSNR {document['input_psnr']['mean']:.2f} dB)",
         "",
         "| method | ω | eq. 14 | steps | PSNR (dB) | SSIM | 90% coverage | s / image |",
         "|---|---|---|---|---|---|---|---|",
@@ -232,8 +321,11 @@ def _tweedie_errors(network, sde, images, observations, noise, t, mask):
 
 def uses_y(args) -> dict:
     """MSE of Tweedie's x̂₀ at fixed t with y given and dropped, on held-out training pairs."""
-    prior = load_conditional_score_prior(args.checkpoint)
-    data = load_paired_training_data("fashion_mnist", corruption="digits", seed=0)
+    checkpoint = args.checkpoint or assets.path(
+        load_model_file(CONDITIONAL_FILES[args.task]).CHECKPOINT
+    )
+    prior = load_conditional_score_prior(checkpoint)
+    data = load_paired_training_data("fashion_mnist", corruption=args.task, seed=0)
     images = jnp.asarray(data.heldout[: args.images])
     observations = jnp.asarray(data.heldout_observations[: args.images])
     rows = []
@@ -247,7 +339,7 @@ def uses_y(args) -> dict:
         print(f"t = {t}: MSE of x0_hat {given:.4f} with y, {dropped:.4f} without", file=sys.stderr)
     return {
         "command": "python analyses/conditional_vs_joint.py " + " ".join(sys.argv[1:]),
-        "checkpoint": training_cost(args.checkpoint),
+        "checkpoint": training_cost(checkpoint),
         "images": args.images,
         "rows": rows,
     }
@@ -257,33 +349,42 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("evaluate", help="PSNR/SSIM/coverage on test pairs")
+    run_parser.add_argument("--task", choices=TASKS, default="digits")
+    run_parser.add_argument("--split", choices=sorted(SPLITS), default="test")
     run_parser.add_argument(
         "--checkpoint",
         type=Path,
         default=None,
-        help="conditional checkpoint (default: the shipped one)",
+        help="conditional checkpoint (default: the task's shipped one)",
     )
     run_parser.add_argument("--images", type=int, default=30)
     run_parser.add_argument("--draws", type=int, default=8)
     run_parser.add_argument("--noise", choices=NOISES, default="digits")
-    run_parser.add_argument("--mixing", type=float, default=0.5, help="α of y = (1-α) x + α n")
+    run_parser.add_argument(
+        "--mixing", type=float, default=0.5, help="digits task: α of y = (1-α) x + α n"
+    )
     run_parser.add_argument("--omegas", type=float, nargs="+", default=[0.0])
     run_parser.add_argument("--rules", choices=sorted(RULES), nargs="+", default=["keep"])
     run_parser.add_argument(
         "--methods", choices=["conditional", "joint"], nargs="+", default=["conditional", "joint"]
     )
     run_parser.add_argument("--steps", type=int, default=50, help="conditional model's steps")
+    run_parser.add_argument("--joint-start-time", type=float, help="override t0 of the joint run")
+    run_parser.add_argument(
+        "--joint-guidance-weight", type=float, help="override the joint run's guidance weight"
+    )
     run_parser.add_argument("--seed", type=int, default=0)
     run_parser.add_argument("--json", type=Path)
     probe = commands.add_parser("uses-y", help="does the network read y? (Tweedie MSE)")
-    probe.add_argument("--checkpoint", type=Path, required=True)
+    probe.add_argument("--task", choices=TASKS, default="digits")
+    probe.add_argument("--checkpoint", type=Path, help="default: the task's shipped one")
     probe.add_argument("--images", type=int, default=400)
     probe.add_argument("--times", type=float, nargs="+", default=[0.1, 0.2, 0.4, 0.6, 0.8])
     probe.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        parser.error(f"--checkpoint must be a file. Got {args.checkpoint}.")
     if args.command == "evaluate":
-        if args.checkpoint is not None and not args.checkpoint.is_file():
-            parser.error(f"--checkpoint must be a file. Got {args.checkpoint}.")
         if args.draws < 2:
             parser.error(f"--draws must be >= 2 (coverage needs draws). Got {args.draws}.")
         document = evaluate(args)
@@ -296,7 +397,7 @@ def main(argv=None):
         )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(document, indent=1))
+        atomic_write_bytes(args.json, json.dumps(document, indent=1).encode())
     print(text)
 
 

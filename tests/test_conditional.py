@@ -24,6 +24,7 @@ from bayesnoise.checkpoints import (
     sde_to_header,
 )
 from bayesnoise.cli import main
+from bayesnoise.data import FASHION_MNIST_DIRECTORY, load_testset
 from bayesnoise.nets import UNet
 from bayesnoise.priors.conditional import (
     conditioning_probability,
@@ -463,22 +464,85 @@ def test_noisy_input_study_matched_time_is_eq_7(level):
         study.matched_time(sde, 1.5)
 
 
-def test_shipped_conditional_digits_model_file_samples():
+SHIPPED_CONDITIONAL = {  # model file -> (network, its corruption and level)
+    "conditional_digits": ("conditional_digits_unet.eqx", "digits", 0.5),
+    "conditional_gaussian": ("conditional_gaussian_unet.eqx", "gaussian", 0.3),
+    "conditional_inpaint": ("conditional_inpaint_unet.eqx", "inpaint", 0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_CONDITIONAL))
+def test_shipped_conditional_model_files_sample(name):
     from bayesnoise import assets
     from bayesnoise.model_file import load_model_file
 
-    header = read_header(assets.path("conditional_digits_unet.eqx"))
+    network, corruption, level = SHIPPED_CONDITIONAL[name]
+    header = read_header(assets.path(network))
     assert header["architecture"]["hyperparameters"]["condition_channels"] == 1
+    assert header["data"]["pairs"]["corruption"] == corruption
+    assert header["data"]["pairs"]["level"] == level
     assert (
         header["training"]["init_from"]["sha256"]
         == read_header(assets.path("fashion_unet.eqx"))["sha256"]
     )
-    module = load_model_file(Path(__file__).resolve().parents[1] / "models/conditional_digits.py")
+    module = load_model_file(Path(__file__).resolve().parents[1] / f"models/{name}.py")
+    assert network == module.CHECKPOINT
     y, truth = module.simulate(3)
+    assert y.shape == truth["x"].shape == (28, 28, 1)
     settings = {**module.defaults, "num_steps": 3, "num_chains": 1, "num_draws": 2}
     tree = bn.sample(module.model, y, progress=False, **settings)
     assert tree.posterior["x"].shape == (1, 2, *truth["x"].shape)
     assert np.all(np.isfinite(tree.posterior["x"].values))
+
+
+def test_the_model_files_corrupt_as_their_networks_were_trained():
+    """observe() of the Gaussian and inpainting files is the training corruption: y - x has
+    std 0.3; the fixed mask zeroes about half of the pixels and keeps the rest exactly."""
+    from bayesnoise.model_file import load_model_file
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    x = np.full((28, 28, 1), 0.5, np.float32)
+    gaussian = load_model_file(models / "conditional_gaussian.py")
+    y, noise = gaussian.observe(x, 11)
+    np.testing.assert_allclose(y - x, noise, atol=1e-6)
+    assert abs(noise.std() - 0.3) < 0.03  # 784 draws: the std's standard error is ~0.008
+    assert not np.allclose(gaussian.observe(x, 12)[0], y)  # the seed picks the noise
+    inpaint = load_model_file(models / "conditional_inpaint.py")
+    y, mask = inpaint.observe(x, 0)
+    assert set(np.unique(mask)) == {0.0, 1.0}
+    assert 0.4 < 1.0 - mask.mean() < 0.6
+    np.testing.assert_array_equal(y, mask * x)
+
+
+@pytest.mark.parametrize("task", ["digits", "gaussian", "inpaint"])
+def test_conditional_vs_joint_pairs_and_joint_models(task):
+    """The comparison's pairs are the model files' corruptions of the right images, and each
+    task's joint model samples."""
+    comparison = _analysis("conditional_vs_joint")
+    y, x = comparison.test_pairs(task, 2)
+    np.testing.assert_array_equal(x, load_testset()["fashion"][:2])
+    if task != "digits":
+        expected = comparison.load_model_file(comparison.CONDITIONAL_FILES[task]).simulate(1)[0]
+        np.testing.assert_array_equal(y[1], expected)
+    with pytest.raises(ValueError, match="images must be in 1..100"):
+        comparison.test_pairs(task, 101)
+    model, defaults = comparison.joint_model(task)
+    settings = {**defaults, "num_steps": 2, "num_chains": 1, "num_draws": 1}
+    tree = bn.sample(model, y[0], progress=False, **settings)
+    assert np.all(np.isfinite(tree.posterior["x"].values))
+
+
+@pytest.mark.skipif(
+    not (FASHION_MNIST_DIRECTORY / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason="the validation split needs the Fashion-MNIST test images (DATA.md)",
+)
+def test_conditional_vs_joint_validation_split_is_not_the_test_split():
+    comparison = _analysis("conditional_vs_joint")
+    y, x = comparison.test_pairs("gaussian", 2, split="validation")
+    assert x.shape == y.shape == (2, 28, 28, 1)
+    assert not np.array_equal(x, comparison.test_pairs("gaussian", 2)[1])
+    with pytest.raises(ValueError, match="images must be in 1..32"):
+        comparison.test_pairs("gaussian", 33, split="validation")
 
 
 def test_cli_samples_the_conditional_model_file_with_its_composed_sampler(tmp_path, capsys):
