@@ -1,7 +1,7 @@
 """The conditional network of Iyer, Shu & Sinha against the joint posterior (issue 9).
 
     python analyses/conditional_vs_joint.py evaluate [--task digits|gaussian|inpaint]
-        [--checkpoint CKPT] [--images 30] [--split test|validation] [--draws 8]
+        [--checkpoint CKPT] [--images 30] [--split test|validation|heldout] [--draws 8]
         [--noise digits|sine] [--mixing 0.5] [--omegas 0 0.5 1 2 4] [--rules keep off]
         [--methods conditional joint] [--steps 50] [--joint-start-time T0]
         [--joint-guidance-weight W] [--json FILE]
@@ -9,8 +9,9 @@
 
 ``evaluate`` scores the posterior mean of x (PSNR/SSIM against the truth) and the coverage of
 the 90% central interval of the draws (per pixel, :mod:`bayesnoise.calibration`) on the first
-``--images`` pairs of a split: ``test`` (the shipped test images) or ``validation`` (Fashion-MNIST
-test images 100-131, where the joint samplers' settings below were chosen). Tasks:
+``--images`` pairs of a split: ``test`` (the shipped test images), ``validation`` (Fashion-MNIST
+test images 100-131, where the joint samplers' settings below were chosen) or ``heldout``
+(Fashion-MNIST test images 1000-1099, not shipped). Tasks:
 
 - ``digits``: y = (1 − α) x + α n with α = ``--mixing`` and n the held-out digit (``--noise
   digits``: in distribution for both methods at α = 0.5) or a draw of sinusoidal noise of
@@ -66,13 +67,22 @@ SHAPE = (28, 28, 1)
 NOISES = ("digits", "sine")
 SINE_STD = 0.2
 RULES = {"keep": "keep", "off": None}
-SPLITS = {"test": 100, "validation": 32}  # images available in each split
-# The joint samplers of the gaussian and inpaint tasks: the digits model file's sampler, its
-# start time and guidance weight chosen on 8 validation images (README "The supervised
-# alternative" gives the grid).
+# split -> (Fashion-MNIST test images, held-out MNIST-5k digits, first noise seed); "test" is
+# the shipped test set (analyses/splits.py's splits)
+SPLITS = {
+    "test": (slice(0, 100), slice(0, 100), 0),
+    "validation": (slice(100, 132), slice(100, 132), 10_000),
+    "heldout": (slice(1000, 1100), slice(500, 600), 20_000),
+}
+# The joint samplers of the gaussian and inpaint tasks: the digits model file's (DDIM-DPS, 50
+# steps), with t0 and the guidance weight w chosen on 8 validation pairs, 4 draws (PSNR dB):
+#   gaussian  t0 0.2 / 0.4 / 0.6 / 1.0 at w 1: 20.54 / 21.39 / 21.42 / 20.91;
+#             at w 2: 20.39 / 21.66 / 21.86 / 21.74; t0 0.6 w 3: 21.49; t0 0.8 w 2: 21.80
+#   inpaint   t0 0.2 / 0.4 / 0.6 / 1.0 at w 1: 25.70 / 25.81 / 25.85 / 10.47 (diverged);
+#             at w 2: 25.10 / 25.39 / 25.52 / 24.47; t0 0.6 w 0.5: 25.11; t0 0.8 w 1: 25.77
 JOINT_SETTINGS = {
-    "gaussian": {"start_time": 0.4, "guidance_weight": 2.0},
-    "inpaint": {"start_time": 1.0, "guidance_weight": 2.0},
+    "gaussian": {"start_time": 0.6, "guidance_weight": 2.0},
+    "inpaint": {"start_time": 0.6, "guidance_weight": 1.0},
 }
 
 
@@ -90,30 +100,32 @@ def test_pairs(
         raise ValueError(f"task must be one of {TASKS}. Got {task!r}.")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {tuple(SPLITS)}. Got {split!r}.")
-    if not 1 <= num_images <= SPLITS[split]:
+    images, digits, first_seed = SPLITS[split]
+    available = images.stop - images.start
+    if not 1 <= num_images <= available:
         raise ValueError(
-            f"images must be in 1..{SPLITS[split]} (the {split} split). Got {num_images!r}."
+            f"images must be in 1..{available} (the {split} split). Got {num_images!r}."
         )
     if split == "test":
         x = load_testset()["fashion"][:num_images]
-        seeds = range(num_images)
     else:
-        x = load_fashion_mnist("test")[0][100 : 100 + num_images]
-        seeds = range(10_000, 10_000 + num_images)
+        x = load_fashion_mnist("test")[0][images][:num_images]
+    seeds = range(first_seed, first_seed + num_images)
     if task != "digits":
         module = load_model_file(CONDITIONAL_FILES[task])
-        return np.stack([module.observe(image, s)[0] for image, s in zip(x, seeds, strict=True)]), x
+        observed = [module.observe(image, s)[0] for image, s in zip(x, seeds, strict=True)]
+        return np.stack(observed), x
     if noise not in NOISES:
         raise ValueError(f"noise must be one of {NOISES}. Got {noise!r}.")
     if not 0.0 < mixing < 1.0:
         raise ValueError(f"mixing must be in (0, 1). Got {mixing!r}.")
     if noise == "sine":
-        keys = [jax.random.key(seed + s) for s in seeds]
+        keys = jax.random.split(jax.random.key(seed + first_seed), num_images)
         n = np.stack([np.asarray(bn.sample_sinusoidal_noise(k, SHAPE, SINE_STD)) for k in keys])
     elif split == "test":
         n = load_testset()["digits"][:num_images]
     else:
-        n = mnist_5k_split()[1][0][100 : 100 + num_images]
+        n = mnist_5k_split()[1][0][digits][:num_images]
     return ((1.0 - mixing) * x + mixing * n).astype(np.float32), x
 
 
