@@ -13,6 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = [
     "conditional_digits_unet.eqx",
+    "conditional_gaussian_unet.eqx",
+    "conditional_inpaint_unet.eqx",
     "digits_flow.eqx",
     "digits_unet.eqx",
     "fashion_dcgan.eqx",

@@ -10,9 +10,10 @@ the same way. Model files and analyses name them with :func:`path`::
 Shipped: the score priors ``fashion_unet.eqx`` (Fashion-MNIST), ``digits_unet.eqx`` (MNIST
 digits) and ``sine_unet.eqx`` (sinusoidal noise); the baselines' networks ``fashion_dcgan.eqx``
 (the GAN's generator), ``fashion_flow.eqx`` and ``digits_flow.eqx`` (the flows of Whang et al.'s
-MAP); ``conditional_digits_unet.eqx`` (a U-Net conditioned on y for digits on clothing, Iyer
-et al., ``models/conditional_digits.py``); and ``testset.npz`` (read by
-:func:`bayesnoise.data.load_testset`).
+MAP); ``conditional_digits_unet.eqx``, ``conditional_gaussian_unet.eqx`` and
+``conditional_inpaint_unet.eqx`` (U-Nets conditioned on y, Iyer et al., for digits on clothing,
+Gaussian denoising and missing pixels: ``models/conditional_*.py``); and ``testset.npz`` (read
+by :func:`bayesnoise.data.load_testset`).
 """
 
 from __future__ import annotations
