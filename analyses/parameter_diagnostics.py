@@ -3,6 +3,7 @@
     python analyses/parameter_diagnostics.py self-consistency [--pairs 16] [--json F]
     python analyses/parameter_diagnostics.py plug-in --from F.json [--json F]
     python analyses/parameter_diagnostics.py anchor --from F.json [--json F]
+    python analyses/parameter_diagnostics.py fiber [--pairs 16] [--json F]
 
 All on ``models/digits_unknown_mixing.py``'s test pairs (``simulate(k)``, alpha_k ~ U(0.3, 0.7))
 with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
@@ -17,6 +18,10 @@ with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
   of y at the earlier run's posterior mean of alpha_k instead of the prior mean 0.5 (patched
   into the driver's start; the only change). If the regression to 0.5 came from the common
   start, it would shrink.
+- ``fiber``: how much the priors alone say about alpha, whatever the sampler does: the density
+  of :class:`bayesnoise.rescaling.RescalingMove`'s fiber (rescaling x by (1 - alpha) / (1 -
+  alpha') and n by alpha / alpha', which keeps y's prediction) through each pair's TRUE (x, n):
+  its mean, sd, and whether its central 90% holds the true alpha.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ import bayesnoise.inference
 from bayesnoise.linear_solve import pseudo_inverse
 from bayesnoise.metrics import psnr
 from bayesnoise.model_file import load_model_file
+from bayesnoise.rescaling import RescalingMove, fiber_log_density, mixing_gains
+from bayesnoise.target import posterior_target
 
 MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "digits_unknown_mixing.py"
 DRAWS = 8
@@ -112,9 +119,42 @@ def anchor(module, simulated, settings, estimates):
     }
 
 
+def fiber(module, simulated):
+    """The fiber's profile of alpha through each pair's true (x, n) (library's grid)."""
+    target = posterior_target(module.model)
+    move = RescalingMove(gains=mixing_gains)
+    rows = []
+    for k, (y, truth) in enumerate(simulated):
+        position = {"x": jnp.asarray(truth["x"]), "n": jnp.asarray(truth["n"])}
+        parameters = {"alpha": jnp.asarray(truth["alpha"])}
+        log_density, grid, _ = fiber_log_density(
+            target, position, parameters, jnp.asarray(y), jax.random.PRNGKey(k), move
+        )
+        weights = np.exp(np.asarray(log_density) - np.max(log_density))
+        weights /= weights.sum()
+        alphas = np.asarray(grid["alpha"], dtype=np.float64)
+        mean = float(np.sum(weights * alphas))
+        cdf = np.cumsum(weights)
+        lower, upper = alphas[np.searchsorted(cdf, 0.05)], alphas[np.searchsorted(cdf, 0.95)]
+        sd = float(np.sqrt(np.sum(weights * (alphas - mean) ** 2)))
+        rows.append((mean, sd, lower <= truth["alpha"] <= upper))
+    means, sds, covered = (np.array(column) for column in zip(*rows, strict=True))
+    truths = np.array([truth["alpha"] for _, truth in simulated], dtype=np.float64)
+    return {
+        "alpha_true": truths.tolist(),
+        "profile_mean": means.tolist(),
+        "profile_sd": sds.tolist(),
+        "profile_abs_error_mean": float(np.mean(np.abs(means - truths))),
+        "profile_signed_error_mean": float(np.mean(means - truths)),
+        "profile_slope_on_truth": float(np.polyfit(truths, means, 1)[0]),
+        "profile_sd_mean": float(np.mean(sds)),
+        "profile_interval_90_coverage": float(np.mean(covered)),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("diagnostic", choices=["self-consistency", "plug-in", "anchor"])
+    parser.add_argument("diagnostic", choices=["self-consistency", "plug-in", "anchor", "fiber"])
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument("--from", dest="source", type=Path, help="unknown_parameters.py JSON")
     parser.add_argument("--json", type=Path)
@@ -122,7 +162,7 @@ def main():
     module = load_model_file(MODEL_FILE)
     settings = {**module.defaults, "progress": False, "num_draws": DRAWS}
     estimates = None
-    if args.diagnostic != "self-consistency":
+    if args.diagnostic in ("plug-in", "anchor"):
         if args.source is None:
             parser.error(f"{args.diagnostic} needs --from F.json (unknown_parameters.py output)")
         estimates = json.loads(args.source.read_text())["theta_posterior_mean"]
@@ -135,6 +175,8 @@ def main():
     simulated = [module.simulate(seed) for seed in range(args.pairs)]
     if args.diagnostic == "self-consistency":
         result = self_consistency(module, simulated, settings)
+    elif args.diagnostic == "fiber":
+        result = fiber(module, simulated)
     elif args.diagnostic == "plug-in":
         result = plug_in(module, simulated, settings, estimates)
     else:

@@ -2,7 +2,7 @@
 
     python analyses/unknown_parameters.py [--model digits_unknown_mixing] [--pairs 16]
         [--json out.json] [--conditioning point] [--draws N] [--start-time T0] [--steps N]
-        [--guidance-weight W]
+        [--guidance-weight W] [--no-rescaling] [--references-from F.json]
 
 A model file with one unknown parameter defines ``PARAMETER`` (its site name), ``model``
 (theta a NumPyro site), ``fixed_model(value)`` (theta known) and ``simulate(k)`` (test pair k
@@ -13,10 +13,14 @@ LogNormal(0, 0.25)). Each pair is sampled three ways with the model file's defau
 options override them, for all three runs alike): theta unknown (sampled jointly,
 :mod:`bayesnoise.parameters`), theta known (the true theta_k), and theta fixed at its prior
 mean (a wrong value: 0.5, 1.03). Reported: the error of theta's posterior mean, the coverage
-of its central 90% interval, and the PSNR of x's posterior mean for each run.
+of its central 90% interval, and the PSNR of x's posterior mean for each run. The model file's
+``parameter_update`` (if any) is used with ``--conditioning``; ``--no-rescaling`` drops its
+``RescalingMove``. ``--references-from`` takes the known- and wrong-theta PSNRs from an earlier
+JSON of the same model, pairs and sampler settings (they do not depend on the theta updates).
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -89,10 +93,20 @@ def main():
     parser.add_argument(
         "--guidance-weight", type=float, help="the sampler's guidance weight (default: the file's)"
     )
+    parser.add_argument(
+        "--no-rescaling", action="store_true", help="drop the model file's RescalingMove"
+    )
+    parser.add_argument(
+        "--references-from", type=Path, help="known/wrong-theta PSNRs from an earlier JSON"
+    )
     args = parser.parse_args()
     module = load_model_file(MODELS / f"{args.model}.py")
     parameter = module.PARAMETER
     settings = {**module.defaults, "progress": False}
+    update = settings.pop("parameter_update", ParameterUpdate())
+    update = dataclasses.replace(update, conditioning=args.conditioning)
+    if args.no_rescaling:
+        update = dataclasses.replace(update, rescaling=None)
     overrides = {"num_draws": args.draws, "start_time": args.start_time, "num_steps": args.steps}
     settings.update({key: value for key, value in overrides.items() if value is not None})
     if args.guidance_weight is not None:
@@ -103,26 +117,48 @@ def main():
     truths = [truth["x"] for _, truth in simulated]
     thetas = np.array([truth[parameter] for _, truth in simulated], dtype=np.float64)
     wrong_theta = float(posterior_target(module.model).parameter_values[parameter])
+    recorded = {key: value for key, value in settings.items() if key != "progress"}
+    references = None
+    if args.references_from is not None:
+        earlier = json.loads(args.references_from.read_text())
+        if (earlier["model"], earlier["pairs"], earlier["settings"]) != (
+            args.model,
+            args.pairs,
+            recorded,
+        ):
+            parser.error(
+                f"--references-from must hold the same model, pairs and settings. Got "
+                f"{earlier['model']}, {earlier['pairs']} pairs, {earlier['settings']} in "
+                f"{args.references_from}; this run: {args.model}, {args.pairs}, {recorded}."
+            )
+        references = {key: earlier["psnr_db"][key] for key in ("known", "fixed_at_prior_mean")}
     started = time.perf_counter()
-    update = ParameterUpdate(conditioning=args.conditioning)
     unknown = bn.sample(module.model, observations, parameter_update=update, **settings)
     unknown_seconds = time.perf_counter() - started
-    wrong = bn.sample(module.fixed_model(wrong_theta), observations, **settings)
-    known_psnr = []
-    for k, theta in enumerate(thetas):
-        tree = bn.sample(module.fixed_model(theta), observations[k], **settings)
-        draws = np.asarray(tree.posterior["x"]).reshape((-1,) + truths[k].shape)
-        known_psnr.append(float(psnr(np.nanmean(draws, axis=0), truths[k])))
-    runs = {
-        "unknown": posterior_mean_psnr(unknown, truths),
-        "known": known_psnr,
-        "fixed_at_prior_mean": posterior_mean_psnr(wrong, truths),
-    }
+    if references is None:
+        wrong = bn.sample(module.fixed_model(wrong_theta), observations, **settings)
+        known_psnr = []
+        for k, theta in enumerate(thetas):
+            tree = bn.sample(module.fixed_model(theta), observations[k], **settings)
+            draws = np.asarray(tree.posterior["x"]).reshape((-1,) + truths[k].shape)
+            known_psnr.append(float(psnr(np.nanmean(draws, axis=0), truths[k])))
+        references = {
+            "known": known_psnr,
+            "fixed_at_prior_mean": posterior_mean_psnr(wrong, truths),
+        }
+    runs = {"unknown": posterior_mean_psnr(unknown, truths), **references}
     result = {
         "model": args.model,
         "parameter": parameter,
         "pairs": args.pairs,
-        "settings": {key: value for key, value in settings.items() if key != "progress"},
+        "settings": recorded,
+        "rescaling": None
+        if update.rescaling is None
+        else {
+            name: getattr(update.rescaling, name)
+            for name in ("half_width", "num_points", "time", "num_sweeps")
+        },
+        "references_from": None if args.references_from is None else str(args.references_from),
         "theta_fixed_wrong": wrong_theta,
         **theta_summary(unknown, parameter, thetas),
         "conditioning": args.conditioning,

@@ -236,9 +236,10 @@ def _sample(args) -> dict:
         tree = scale_posterior_spread(tree, spread_scale)
     summary = bn.summarize(tree)
     summary["wall_time_s"] = time.perf_counter() - started
-    # a model file may compose its sampler (bn.sampler(...)): record it by its name
+    # a model file may compose its sampler (bn.sampler(...)): record it by its name; other
+    # objects (a ParameterUpdate) by their repr
     summary["settings"] = {
-        k: getattr(v, "name", v) if k == "sampler" else v for k, v in settings.items()
+        k: getattr(v, "name", v) if k == "sampler" else _recordable(v) for k, v in settings.items()
     }
     first = "image" in tree.posterior.dims
     posterior = {
@@ -257,7 +258,7 @@ def _sample(args) -> dict:
         out,
         observation=shown,
         posterior=_without_parameters(tree, posterior),
-        truth=truth,
+        truth=None if truth is None else _without_parameters(tree, truth),
         summary=summary,
     )
     if summary["num_diverged"] == summary["num_trajectories"]:
@@ -269,6 +270,15 @@ def _sample(args) -> dict:
             "guidance_weight."
         )
     return summary
+
+
+def _recordable(value):
+    """``value`` if JSON can hold it (numbers, strings, lists, dicts of them), else its repr."""
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
 
 
 def _image_settings(args, observation, bit_depth) -> tuple[str, int] | None:
@@ -375,7 +385,8 @@ def _report(args) -> None:
 
 
 def _without_parameters(tree, posterior: dict) -> dict:
-    """The report's images and vectors: forward-model parameters are in the summary instead."""
+    """The report's images and vectors (of the posterior or the truth): forward-model
+    parameters are in the summary instead."""
     parameters = str(tree.posterior.attrs.get("forward_model_parameters", "")).split()
     return {name: value for name, value in posterior.items() if name not in parameters}
 

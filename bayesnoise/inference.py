@@ -20,8 +20,9 @@ convolution of a network's VJP on a slow path, 1.3-5x slower per step (jax issue
 elsewhere chunks of steps run inside ``lax.scan``. Both give the same samples.
 
 Forward-model parameters theta (latent sites without a score prior) are carried per trajectory
-and updated after each step by :func:`bayesnoise.parameters.update_parameters`; models without
-them run exactly as before.
+and updated after each step by :func:`bayesnoise.parameters.update_parameters` (and, with a
+``RescalingMove``, moved with (x, n) after the last step); models without them run exactly as
+before.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from bayesnoise.divergence import automatic_divergence_bound, observation_limit
 from bayesnoise.linear_solve import pseudo_inverse
 from bayesnoise.output import measurement_std_of, to_datatree
 from bayesnoise.parameters import ParameterUpdate, initial_parameters, update_parameters
+from bayesnoise.rescaling import rescale
 from bayesnoise.samplers.base import SamplerState
 from bayesnoise.samplers.registry import get_sampler
 from bayesnoise.sde import time_grid
@@ -153,6 +155,33 @@ def _advance(
         carry, residual = body(carry, indices[0])
         return carry, residual[None]
     return jax.lax.scan(body, carry, indices)
+
+
+@eqx.filter_jit
+def _rescale_trajectories(target, carry, observations, trajectory_ids, key, move):
+    """Every trajectory after ``move`` (:func:`bayesnoise.rescaling.rescale`); diverged ones
+    keep their state."""
+
+    def one(arguments):
+        position, parameters, diverged, observation, trajectory = arguments
+        moved = rescale(
+            target.with_observation(observation),
+            position,
+            parameters,
+            observation,
+            jax.random.fold_in(key, trajectory),
+            move,
+        )
+        return jax.tree.map(
+            lambda new, old: jnp.where(diverged, old, new), moved, (position, parameters)
+        )
+
+    positions, parameters = jax.lax.map(
+        one,
+        (carry.positions, carry.parameters, carry.diverged, observations, trajectory_ids),
+        batch_size=8,
+    )
+    return eqx.tree_at(lambda c: (c.positions, c.parameters), carry, (positions, parameters))
 
 
 def _initial_positions(target, key, observations, num_trajectories, start_time):
@@ -382,6 +411,15 @@ def sample(
             )
             residual_traces.append(residuals)
             bar.update(length)
+    if target.parameter_names and parameter_update.rescaling is not None:
+        carry = _rescale_trajectories(
+            target,
+            carry,
+            row_observations,
+            trajectory_ids,
+            jax.random.fold_in(step_key, num_steps),
+            parameter_update.rescaling,
+        )
     jax.block_until_ready(carry)
     wall_time = wallclock.perf_counter() - started
 

@@ -30,6 +30,7 @@ import numpyro.handlers as handlers
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.util import potential_energy
 
+from bayesnoise.rescaling import RescalingMove
 from bayesnoise.target import OBSERVED_SITE
 
 __all__ = ["ParameterUpdate", "initial_parameters", "update_parameters", "CONDITIONINGS"]
@@ -52,6 +53,8 @@ class ParameterUpdate(eqx.Module):
         with v_t the average variance Tweedie's covariance puts on A x0 + B n0 (scalar, as
         PiGDM's r_t^2; :func:`_tweedie_variances`). Both equal the exact conditional at t = 0.
     num_probes : Hutchinson probes for the traces in ``"gaussian"`` conditioning.
+    rescaling : a :class:`~bayesnoise.rescaling.RescalingMove` taken by every trajectory after
+        the reverse diffusion (theta and (x, n) moved together, decided by the priors), or None.
     """
 
     num_steps: int = eqx.field(static=True, default=3)
@@ -60,6 +63,7 @@ class ParameterUpdate(eqx.Module):
     num_newton_steps: int = eqx.field(static=True, default=8)
     conditioning: str = eqx.field(static=True, default="point")
     num_probes: int = eqx.field(static=True, default=1)
+    rescaling: RescalingMove | None = None
 
     def __check_init__(self):
         if self.conditioning not in CONDITIONINGS:
@@ -76,6 +80,11 @@ class ParameterUpdate(eqx.Module):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer. Got {name}={value!r}.")
+        if self.rescaling is not None and not isinstance(self.rescaling, RescalingMove):
+            raise TypeError(
+                "rescaling must be a bayesnoise.rescaling.RescalingMove or None. "
+                f"Got {type(self.rescaling).__name__}."
+            )
         if not (isinstance(self.step_size, int | float) and self.step_size > 0):
             raise ValueError(f"step_size must be a positive number. Got {self.step_size!r}.")
 

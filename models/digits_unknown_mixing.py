@@ -12,6 +12,8 @@ import bayesnoise as bn
 from bayesnoise import assets
 from bayesnoise.checkpoints import load_score_prior
 from bayesnoise.data import load_testset
+from bayesnoise.parameters import ParameterUpdate
+from bayesnoise.rescaling import RescalingMove, mixing_gains
 
 signal_prior = load_score_prior(assets.path("fashion_unet.eqx"))
 noise_prior = load_score_prior(assets.path("digits_unet.eqx"))
@@ -26,7 +28,9 @@ def fixed_model(alpha: float):
 
 
 # The settings of models/digits_on_fashion.py (DDIM steps with joint DPS, 50 steps from
-# t0 = 0.4): with alpha at its prior mean 0.5 the observation operator is the same.
+# t0 = 0.4): with alpha at its prior mean 0.5 the observation operator is the same. After the
+# last step, alpha moves with x and n along y's fiber (bayesnoise/rescaling.py): the priors'
+# stroke intensity and clothing contrast pin alpha where the HMC steps on alpha cannot.
 defaults = {
     "sampler": "ddim_dps",
     "num_steps": 50,
@@ -34,6 +38,7 @@ defaults = {
     "num_draws": 4,
     "start_time": 0.4,
     "sampler_options": {"guidance_weight": 2.0, "eta": 1.0},
+    "parameter_update": ParameterUpdate(rescaling=RescalingMove(gains=mixing_gains)),
 }
 
 

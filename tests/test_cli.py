@@ -73,6 +73,32 @@ def test_sample_scores_vector_latents_with_rmse(tmp_path):
     assert metrics["n"]["rmse_posterior_mean"] < 0.5
 
 
+def test_sample_with_an_unknown_parameter_in_defaults_and_truth(tmp_path):
+    """A model file whose defaults hold a ParameterUpdate and whose truth holds alpha: the
+    summary records the update, scores alpha, and the report leaves alpha out of its images."""
+    model_file = tmp_path / "mixing_model.py"
+    model_file.write_text(
+        "import numpy as np\nimport numpyro.distributions as dist\nimport bayesnoise as bn\n"
+        "from bayesnoise.parameters import ParameterUpdate\n"
+        "from bayesnoise.rescaling import RescalingMove, mixing_gains\n"
+        "sde = bn.VPSDE()\n"
+        "signal = bn.GaussianPrior((8, 8, 1), sde, mean=0.5, variance=0.04)\n"
+        "noise = bn.GaussianPrior((8, 8, 1), sde, variance=0.01)\n"
+        "model = bn.joint_model(signal, noise, mixing=dist.Beta(2.0, 2.0))\n"
+        "defaults = {'parameter_update': ParameterUpdate(rescaling=RescalingMove(mixing_gains))}\n"
+        "def simulate(seed=0):\n"
+        "    x, n = np.full((8, 8, 1), 0.5, np.float32), np.zeros((8, 8, 1), np.float32)\n"
+        "    return 0.7 * x + 0.3 * n, {'x': x, 'n': n, 'alpha': np.float32(0.3)}\n"
+    )
+    out = tmp_path / "run"
+    arguments = ["sample", str(model_file), "--steps", "5", "--chains", "1", "--draws", "2"]
+    assert main([*arguments, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert "RescalingMove" in summary["settings"]["parameter_update"]
+    assert "rmse_posterior_mean" in summary["metrics"]["alpha"]
+    assert (out / "report.html").is_file() and not (out / "alpha_truth.png").exists()
+
+
 # Bad inputs: one clear message naming the option and the file, exit code 2, no traceback.
 
 

@@ -1,0 +1,112 @@
+"""The rescaling move (bayesnoise/rescaling.py): its fiber density in closed form, and that it
+leaves the exact joint posterior invariant on a linear-Gaussian problem."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from gaussian_problems import SDE
+from test_parameters import simulated, unknown_mixing_model, z_scores
+
+import bayesnoise as bn
+from bayesnoise.parameters import ParameterUpdate
+from bayesnoise.reference import nuts_posterior, parameter_posterior_by_quadrature
+from bayesnoise.rescaling import RescalingMove, fiber_log_density, mixing_gains, rescale
+from bayesnoise.target import posterior_target
+
+
+def isotropic_model(signal_variance=0.2, noise_variance=0.05, size=16):
+    signal = bn.GaussianPrior((size,), SDE, variance=signal_variance)
+    noise = bn.GaussianPrior((size,), SDE, variance=noise_variance)
+    return bn.joint_model(signal, noise, measurement_std=0.05, mixing=dist.Beta(2.0, 2.0))
+
+
+def test_fiber_density_matches_its_closed_form():
+    """p(alpha') p(c_x x) p(c_n n) |c_x c_n|^d on the logit grid, Gaussian p_t exactly."""
+    target = posterior_target(isotropic_model())
+    keys = jax.random.split(jax.random.key(0), 3)
+    position = {
+        "x": 0.4 * jax.random.normal(keys[0], (16,)),
+        "n": 0.2 * jax.random.normal(keys[1], (16,)),
+    }
+    alpha = jnp.asarray(0.4)
+    y = (1 - alpha) * position["x"] + alpha * position["n"]
+    move = RescalingMove(gains=mixing_gains)
+    log_density, grid, scales = fiber_log_density(
+        target, position, {"alpha": alpha}, y, keys[2], move
+    )
+
+    a_t, s_t = SDE.marginal_mean_coefficient(move.time), SDE.marginal_std(move.time)
+    site_keys = dict(zip(position, jax.random.split(keys[2], 2), strict=True))
+    expected = dist.Beta(2.0, 2.0).log_prob(grid["alpha"]) + jnp.log(
+        grid["alpha"] * (1 - grid["alpha"])
+    )
+    for site, variance in (("x", 0.2), ("n", 0.05)):
+        noised = a_t * position[site] + s_t * jax.random.normal(site_keys[site], (16,))
+        expected += -(scales[site] ** 2) * jnp.sum(noised**2) / (2 * (a_t**2 * variance + s_t**2))
+        expected += 16 * jnp.log(scales[site])
+    centre = move.num_points // 2
+    np.testing.assert_allclose(grid["alpha"][centre], alpha, rtol=1e-5)
+    np.testing.assert_allclose(
+        log_density - log_density[centre], expected - expected[centre], rtol=1e-3, atol=2e-3
+    )
+    # every grid point keeps the prediction (1 - alpha') x' + alpha' n'
+    predictions = (1 - grid["alpha"][:, None]) * scales["x"][:, None] * position["x"] + grid[
+        "alpha"
+    ][:, None] * scales["n"][:, None] * position["n"]
+    np.testing.assert_allclose(predictions, jnp.broadcast_to(y, predictions.shape), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_move_leaves_the_exact_posterior_invariant():
+    """NUTS draws of (x, n, alpha), moved: alpha moves, and alpha and x match quadrature as
+    well as the NUTS draws themselves do (their autocorrelation inflates the z of x's variance)."""
+    model = unknown_mixing_model()
+    y, _, _ = simulated(model, seed=1)
+    grid = np.linspace(0.0005, 0.9995, 400)
+    _, moments = parameter_posterior_by_quadrature(model, y, "alpha", grid)
+    draws = nuts_posterior(model, y, num_samples=800, num_warmup=400, seed=2)
+    target = posterior_target(model)
+    move = RescalingMove(gains=mixing_gains, time=1e-3)  # p_t ~ p_0 for these variances
+
+    def one(x, n, alpha, key):
+        return rescale(target, {"x": x, "n": n}, {"alpha": alpha}, jnp.asarray(y), key, move)
+
+    keys = jax.random.split(jax.random.key(3), len(draws["alpha"]))
+    moved, parameters = jax.jit(jax.vmap(one))(draws["x"], draws["n"], draws["alpha"], keys)
+    assert np.mean(np.asarray(parameters["alpha"]) != np.asarray(draws["alpha"])) > 0.5
+    for name, before, after in (
+        ("alpha", draws["alpha"], parameters["alpha"]),
+        ("x", draws["x"], moved["x"]),
+    ):
+        z_before = z_scores(np.asarray(before).reshape(len(keys), -1), *moments[name])
+        z_after = z_scores(np.asarray(after).reshape(len(keys), -1), *moments[name])
+        assert np.max(z_after[0]) < 4, name
+        assert np.max(z_after[1]) < max(4.0, np.max(z_before[1]) + 1.0), name
+
+
+def test_sample_applies_the_move_and_checks_it():
+    model = isotropic_model(size=8)
+    target = posterior_target(model)
+    y = np.full(target.observation_shape, 0.3, np.float32)
+    update = ParameterUpdate(rescaling=RescalingMove(gains=mixing_gains))
+    tree = bn.sample(
+        model, y, num_chains=1, num_draws=4, num_steps=5, progress=False, parameter_update=update
+    )
+    x, n, alpha = (np.asarray(tree.posterior[name]) for name in ("x", "n", "alpha"))
+    assert np.all(np.isfinite(alpha)) and np.all((alpha > 0) & (alpha < 1))
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(n))
+    with pytest.raises(TypeError, match="rescaling must be"):
+        ParameterUpdate(rescaling=mixing_gains)
+    with pytest.raises(ValueError, match="num_points must be an odd integer"):
+        RescalingMove(gains=mixing_gains, num_points=40)
+    with pytest.raises(ValueError, match="one scalar forward-model parameter"):
+        fiber_log_density(
+            posterior_target(bn.joint_model(*posterior_target(model).priors.values())),
+            {"x": jnp.zeros(8), "n": jnp.zeros(8)},
+            {},
+            jnp.zeros(8),
+            jax.random.key(0),
+            RescalingMove(gains=mixing_gains),
+        )
