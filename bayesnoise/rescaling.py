@@ -114,7 +114,7 @@ def fiber_log_density(target, position, parameters, observation, key, move):
         scores = target.prior_score(scaled, move.time)
         return {site: jnp.sum(scores[site] * noised[site]) for site in noised}
 
-    derivatives = jax.lax.map(radial, jnp.arange(move.num_points))
+    derivatives = jax.vmap(radial)(jnp.arange(move.num_points))  # one batch per network
     log_density = jnp.zeros(move.num_points)
     for site, derivative in derivatives.items():
         steps = 0.5 * (derivative[1:] + derivative[:-1]) * jnp.diff(scales[site])
