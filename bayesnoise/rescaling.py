@@ -83,7 +83,7 @@ def mixing_gains(theta: dict) -> dict:
 def fiber_log_density(target, position, parameters, observation, key, move):
     """The fiber's log density (up to a constant) on the grid, the grid's constrained theta and
     each site's scale factor there: ``(log_density (P,), {name: (P,)}, {site: (P,)})``."""
-    from bayesnoise.parameters import conditional_logdensity_fn
+    from bayesnoise.parameters import conditional_logdensity_fn  # parameters.py imports us
 
     if len(target.parameter_names) != 1 or any(
         target.parameter_shapes[name] != () for name in target.parameter_names

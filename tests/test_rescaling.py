@@ -90,13 +90,23 @@ def test_sample_applies_the_move_and_checks_it():
     model = isotropic_model(size=8)
     target = posterior_target(model)
     y = np.full(target.observation_shape, 0.3, np.float32)
+    settings = {"num_chains": 1, "num_draws": 4, "num_steps": 5, "progress": False}
     update = ParameterUpdate(rescaling=RescalingMove(gains=mixing_gains))
-    tree = bn.sample(
-        model, y, num_chains=1, num_draws=4, num_steps=5, progress=False, parameter_update=update
-    )
+    tree = bn.sample(model, y, parameter_update=update, **settings)
+    plain = bn.sample(model, y, **settings)  # same seed: the same draws before the move
     x, n, alpha = (np.asarray(tree.posterior[name]) for name in ("x", "n", "alpha"))
     assert np.all(np.isfinite(alpha)) and np.all((alpha > 0) & (alpha < 1))
     assert np.all(np.isfinite(x)) and np.all(np.isfinite(n))
+    # the move ran: alpha changed, and (1 - alpha) x + alpha n stayed where it was
+    plain_x, plain_n, plain_alpha = (
+        np.asarray(plain.posterior[name]) for name in ("x", "n", "alpha")
+    )
+    assert np.any(alpha != plain_alpha)
+    np.testing.assert_allclose(
+        (1 - alpha[..., None]) * x + alpha[..., None] * n,
+        (1 - plain_alpha[..., None]) * plain_x + plain_alpha[..., None] * plain_n,
+        atol=1e-4,
+    )
     with pytest.raises(TypeError, match="rescaling must be"):
         ParameterUpdate(rescaling=mixing_gains)
     with pytest.raises(ValueError, match="num_points must be an odd integer"):
