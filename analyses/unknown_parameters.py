@@ -1,8 +1,8 @@
 """An unknown forward-model parameter theta, sampled with (x, n), against known and wrong theta.
 
-    python analyses/unknown_parameters.py [--model digits_unknown_mixing] [--pairs 16]
+    python analyses/unknown_parameters.py [--model digits_unknown_mixing] [--pairs 16] [--first K]
         [--json out.json] [--conditioning point] [--draws N] [--start-time T0] [--steps N]
-        [--guidance-weight W] [--no-rescaling] [--references-from F.json]
+        [--guidance-weight W] [--no-rescaling] [--passes P] [--references-from F.json]
 
 A model file with one unknown parameter defines ``PARAMETER`` (its site name), ``model``
 (theta a NumPyro site), ``fixed_model(value)`` (theta known) and ``simulate(k)`` (test pair k
@@ -15,8 +15,9 @@ options override them, for all three runs alike): theta unknown (sampled jointly
 mean (a wrong value: 0.5, 1.03). Reported: the error of theta's posterior mean, the coverage
 of its central 90% interval, and the PSNR of x's posterior mean for each run. The model file's
 ``parameter_update`` (if any) is used with ``--conditioning``; ``--no-rescaling`` drops its
-``RescalingMove``. ``--references-from`` takes the known- and wrong-theta PSNRs from an earlier
-JSON of the same model, pairs and sampler settings (they do not depend on the theta updates).
+``RescalingMove``; ``--passes`` sets its ``num_passes``. ``--references-from`` takes the known-
+and wrong-theta PSNRs from an earlier JSON of the same model and sampler settings, on at least
+as many pairs (they do not depend on the theta updates).
 """
 
 import argparse
@@ -83,6 +84,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="digits_unknown_mixing", help="a file in models/")
     parser.add_argument("--pairs", type=int, default=16)
+    parser.add_argument(
+        "--first", type=int, default=0, help="test pairs first .. first + pairs - 1"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--conditioning", choices=CONDITIONINGS, default="point", help="of the theta updates"
@@ -96,6 +100,7 @@ def main():
     parser.add_argument(
         "--no-rescaling", action="store_true", help="drop the model file's RescalingMove"
     )
+    parser.add_argument("--passes", type=int, help="reverse passes (default: the model file's)")
     parser.add_argument(
         "--references-from", type=Path, help="known/wrong-theta PSNRs from an earlier JSON"
     )
@@ -107,12 +112,15 @@ def main():
     update = dataclasses.replace(update, conditioning=args.conditioning)
     if args.no_rescaling:
         update = dataclasses.replace(update, rescaling=None)
+    if args.passes is not None:
+        update = dataclasses.replace(update, num_passes=args.passes)
     overrides = {"num_draws": args.draws, "start_time": args.start_time, "num_steps": args.steps}
     settings.update({key: value for key, value in overrides.items() if value is not None})
     if args.guidance_weight is not None:
         options = {**settings.get("sampler_options", {}), "guidance_weight": args.guidance_weight}
         settings["sampler_options"] = options
-    simulated = [module.simulate(seed) for seed in range(args.pairs)]
+    pair_ids = range(args.first, args.first + args.pairs)
+    simulated = [module.simulate(seed) for seed in pair_ids]
     observations = np.stack([observation for observation, _ in simulated])
     truths = [truth["x"] for _, truth in simulated]
     thetas = np.array([truth[parameter] for _, truth in simulated], dtype=np.float64)
@@ -121,17 +129,21 @@ def main():
     references = None
     if args.references_from is not None:
         earlier = json.loads(args.references_from.read_text())
-        if (earlier["model"], earlier["pairs"], earlier["settings"]) != (
-            args.model,
-            args.pairs,
-            recorded,
+        if (
+            (earlier["model"], earlier["settings"]) != (args.model, recorded)
+            or earlier.get("first", 0) != 0
+            or earlier["pairs"] < args.first + args.pairs
         ):
             parser.error(
-                f"--references-from must hold the same model, pairs and settings. Got "
+                f"--references-from must hold the same model and settings and at least as many "
+                f"pairs. Got "
                 f"{earlier['model']}, {earlier['pairs']} pairs, {earlier['settings']} in "
                 f"{args.references_from}; this run: {args.model}, {args.pairs}, {recorded}."
             )
-        references = {key: earlier["psnr_db"][key] for key in ("known", "fixed_at_prior_mean")}
+        references = {
+            key: earlier["psnr_db"][key][pair_ids.start : pair_ids.stop]
+            for key in ("known", "fixed_at_prior_mean")
+        }
     started = time.perf_counter()
     unknown = bn.sample(module.model, observations, parameter_update=update, **settings)
     unknown_seconds = time.perf_counter() - started
@@ -151,6 +163,7 @@ def main():
         "model": args.model,
         "parameter": parameter,
         "pairs": args.pairs,
+        "first": args.first,
         "settings": recorded,
         "rescaling": None
         if update.rescaling is None
@@ -158,6 +171,7 @@ def main():
             name: getattr(update.rescaling, name)
             for name in ("half_width", "num_points", "time", "num_sweeps")
         },
+        "num_passes": update.num_passes,
         "references_from": None if args.references_from is None else str(args.references_from),
         "theta_fixed_wrong": wrong_theta,
         **theta_summary(unknown, parameter, thetas),

@@ -21,7 +21,8 @@ elsewhere chunks of steps run inside ``lax.scan``. Both give the same samples.
 
 Forward-model parameters theta (latent sites without a score prior) are carried per trajectory
 and updated after each step by :func:`bayesnoise.parameters.update_parameters` (and, with a
-``RescalingMove``, moved with (x, n) after the last step); models without them run exactly as
+``RescalingMove``, moved with (x, n) after the last step; with ``num_passes`` > 1, (x, n) are
+then redrawn given each trajectory's theta and moved again); models without them run exactly as
 before.
 """
 
@@ -88,7 +89,8 @@ def _advance(
 
     A trajectory with a value that is NaN, infinite or of magnitude >= ``divergence_bound`` (a
     traced scalar) keeps its last position and is flagged diverged. With forward-model
-    parameters, each step of (x, n) (theta fixed) is followed by ``parameter_update`` of theta.
+    parameters, each step of (x, n) (theta fixed) is followed by ``parameter_update`` of theta
+    (None: theta stays fixed, the later passes of :class:`~bayesnoise.parameters.ParameterUpdate`).
     """
     TRACE_COUNTS[sampler.name] += 1
 
@@ -109,7 +111,7 @@ def _advance(
         )
         kept = jax.tree.map(lambda new, old: jnp.where(finite, new, old), state.position, position)
         acceptance = jnp.zeros(())
-        if target.parameter_names:
+        if target.parameter_names and parameter_update is not None:
             parameters, acceptance = update_parameters(
                 jax.random.fold_in(key, 1),
                 parameters,
@@ -209,6 +211,30 @@ def _initial_positions(target, key, observations, num_trajectories, start_time):
         + s_t * jax.random.normal(keys[name], batch + target.latent_shapes[name])
         for name in target.latent_names
     }
+
+
+@eqx.filter_jit
+def _restarted_positions(target, key, observations, parameters, trajectory_ids, start_time):
+    """Every trajectory of the flat batch started afresh, as :func:`_initial_positions` does
+    but with the minimum-norm solution of A x + B n = y under the trajectory's own theta."""
+    sde = target.sde
+    a_t = sde.marginal_mean_coefficient(start_time)
+    s_t = sde.marginal_std(start_time)
+    zeros = {name: jnp.zeros(shape) for name, shape in target.latent_shapes.items()}
+
+    def one(observation, values, trajectory):
+        keys = jax.random.split(jax.random.fold_in(key, trajectory), len(target.latent_names))
+        keys = dict(zip(target.latent_names, keys, strict=True))
+        if start_time >= 1.0:
+            return {name: sde.prior_sample(keys[name], zeros[name].shape) for name in zeros}
+        predict = target.with_parameters(values).predicted_observation
+        guess = pseudo_inverse(predict, zeros, observation)[0]
+        return {
+            name: a_t * guess[name] + s_t * jax.random.normal(keys[name], zeros[name].shape)
+            for name in zeros
+        }
+
+    return jax.vmap(one)(observations, parameters, trajectory_ids)
 
 
 @eqx.filter_jit
@@ -391,35 +417,51 @@ def sample(
     row_observations = _shard(observations[image_of_row], num_devices)
 
     chunk = 1 if loop == "python" else max(1, num_steps // 10)
-    residual_traces = []
-    with tqdm(total=num_steps, disable=not progress, desc=sampler.name, unit="step") as bar:
-        for first in range(0, num_steps, chunk):
-            length = min(chunk, num_steps - first)
-            carry, residuals = _advance(
-                sampler,
-                target,
-                carry,
-                step_key,
-                trajectory_ids,
-                row_observations,
-                options,
-                grid,
-                jnp.asarray(first),
-                length,
-                jnp.asarray(divergence_bound, dtype=jnp.float32),
-                parameter_update,
-            )
-            residual_traces.append(residuals)
-            bar.update(length)
-    if target.parameter_names and parameter_update.rescaling is not None:
-        carry = _rescale_trajectories(
-            target,
-            carry,
-            row_observations,
-            trajectory_ids,
-            jax.random.fold_in(step_key, num_steps),
-            parameter_update.rescaling,
-        )
+    num_passes = parameter_update.num_passes if target.parameter_names else 1
+    restart_key = jax.random.fold_in(init_key, 2)
+    total = num_passes * num_steps
+    with tqdm(total=total, disable=not progress, desc=sampler.name, unit="step") as bar:
+        for pass_index in range(num_passes):
+            # pass 1 updates theta along the way; later ones redraw (x, n) with theta fixed
+            pass_key = step_key if pass_index == 0 else jax.random.fold_in(restart_key, pass_index)
+            if pass_index > 0:
+                restarted = _restarted_positions(
+                    target,
+                    jax.random.fold_in(pass_key, num_steps + 1),
+                    row_observations,
+                    carry.parameters,
+                    trajectory_ids,
+                    float(start_time),
+                )
+                carry = eqx.tree_at(lambda c: c.positions, carry, restarted)
+            residual_traces = []
+            for first in range(0, num_steps, chunk):
+                length = min(chunk, num_steps - first)
+                carry, residuals = _advance(
+                    sampler,
+                    target,
+                    carry,
+                    pass_key,
+                    trajectory_ids,
+                    row_observations,
+                    options,
+                    grid,
+                    jnp.asarray(first),
+                    length,
+                    jnp.asarray(divergence_bound, dtype=jnp.float32),
+                    parameter_update if pass_index == 0 else None,
+                )
+                residual_traces.append(residuals)
+                bar.update(length)
+            if target.parameter_names and parameter_update.rescaling is not None:
+                carry = _rescale_trajectories(
+                    target,
+                    carry,
+                    row_observations,
+                    trajectory_ids,
+                    jax.random.fold_in(pass_key, num_steps),
+                    parameter_update.rescaling,
+                )
     jax.block_until_ready(carry)
     wall_time = wallclock.perf_counter() - started
 

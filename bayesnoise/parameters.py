@@ -55,6 +55,11 @@ class ParameterUpdate(eqx.Module):
     num_probes : Hutchinson probes for the traces in ``"gaussian"`` conditioning.
     rescaling : a :class:`~bayesnoise.rescaling.RescalingMove` taken by every trajectory after
         the reverse diffusion (theta and (x, n) moved together, decided by the priors), or None.
+    num_passes : reverse diffusions per trajectory. Pass 1 is Gibbs-within-diffusion as above;
+        each later pass redraws (x, n) given the trajectory's theta (held fixed: the known-theta
+        sampler, restarted from y under that theta), then takes the rescaling move: a Gibbs
+        sweep of p(x, n | theta, y) and the fiber move. (x, n) forget pass 1's split; theta
+        moves only along fibers, so it mixes slowly across passes.
     """
 
     num_steps: int = eqx.field(static=True, default=3)
@@ -64,6 +69,7 @@ class ParameterUpdate(eqx.Module):
     conditioning: str = eqx.field(static=True, default="point")
     num_probes: int = eqx.field(static=True, default=1)
     rescaling: RescalingMove | None = None
+    num_passes: int = eqx.field(static=True, default=1)
 
     def __check_init__(self):
         if self.conditioning not in CONDITIONINGS:
@@ -76,7 +82,7 @@ class ParameterUpdate(eqx.Module):
             or self.num_probes < 1
         ):
             raise ValueError(f"num_probes must be a positive integer. Got {self.num_probes!r}.")
-        for name in ("num_steps", "num_integration_steps", "num_newton_steps"):
+        for name in ("num_steps", "num_integration_steps", "num_newton_steps", "num_passes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer. Got {name}={value!r}.")

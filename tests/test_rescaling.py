@@ -5,13 +5,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+import numpyro.handlers as handlers
 import pytest
 from gaussian_problems import SDE
 from test_parameters import simulated, unknown_mixing_model, z_scores
 
 import bayesnoise as bn
 from bayesnoise.parameters import ParameterUpdate
-from bayesnoise.reference import nuts_posterior, parameter_posterior_by_quadrature
+from bayesnoise.reference import (
+    gaussian_posterior,
+    nuts_posterior,
+    parameter_posterior_by_quadrature,
+)
 from bayesnoise.rescaling import RescalingMove, fiber_log_density, mixing_gains, rescale
 from bayesnoise.target import posterior_target
 
@@ -120,3 +125,28 @@ def test_sample_applies_the_move_and_checks_it():
             jax.random.key(0),
             RescalingMove(gains=mixing_gains),
         )
+
+
+def test_later_passes_redraw_x_and_n_given_each_trajectorys_alpha():
+    """num_passes = 2 without the move: alpha stays pass 1's (same seed) and (x, n) are drawn
+    afresh from p(x, n | alpha_i, y) for each trajectory's alpha_i: whitened by that closed-form
+    conditional, x's draws are N(0, 1)."""
+    model = unknown_mixing_model()
+    y, _, _ = simulated(model, seed=1)
+    settings = {"num_chains": 1, "num_draws": 32, "num_steps": 100, "seed": 1, "progress": False}
+    one = bn.sample(model, y, **settings)
+    two = bn.sample(model, y, parameter_update=ParameterUpdate(num_passes=2), **settings)
+    alpha = np.asarray(two.posterior["alpha"]).ravel()
+    np.testing.assert_array_equal(alpha, np.asarray(one.posterior["alpha"]).ravel())
+    x = np.asarray(two.posterior["x"]).reshape(len(alpha), -1)
+    assert np.all(np.abs(x - np.asarray(one.posterior["x"]).reshape(x.shape)) > 0)
+    whitened = []
+    for value, draw in zip(alpha, x, strict=True):
+        known = handlers.condition(model, data={"alpha": float(value)})
+        mean, covariance = gaussian_posterior(known, y)["x"]
+        whitened.append(np.linalg.solve(np.linalg.cholesky(covariance), draw - mean))
+    whitened = np.concatenate(whitened)
+    assert abs(whitened.mean()) < 4 / np.sqrt(whitened.size)
+    assert abs(whitened.var() - 1.0) < 4 * np.sqrt(2.0 / whitened.size)
+    with pytest.raises(ValueError, match="num_passes must be a positive integer"):
+        ParameterUpdate(num_passes=0)
