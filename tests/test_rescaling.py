@@ -133,7 +133,7 @@ def test_later_passes_redraw_x_and_n_given_each_trajectorys_alpha():
     conditional, x's draws are N(0, 1)."""
     model = unknown_mixing_model()
     y, _, _ = simulated(model, seed=1)
-    settings = {"num_chains": 1, "num_draws": 32, "num_steps": 100, "seed": 1, "progress": False}
+    settings = {"num_chains": 1, "num_draws": 32, "num_steps": 50, "seed": 1, "progress": False}
     one = bn.sample(model, y, **settings)
     two = bn.sample(model, y, parameter_update=ParameterUpdate(num_passes=2), **settings)
     alpha = np.asarray(two.posterior["alpha"]).ravel()
