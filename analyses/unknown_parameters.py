@@ -119,6 +119,8 @@ def main():
     if args.guidance_weight is not None:
         options = {**settings.get("sampler_options", {}), "guidance_weight": args.guidance_weight}
         settings["sampler_options"] = options
+    if args.first < 0 or args.pairs < 1:
+        parser.error(f"--first must be >= 0 and --pairs >= 1. Got {args.first}, {args.pairs}.")
     pair_ids = range(args.first, args.first + args.pairs)
     simulated = [module.simulate(seed) for seed in pair_ids]
     observations = np.stack([observation for observation, _ in simulated])
@@ -138,7 +140,8 @@ def main():
                 f"--references-from must hold the same model and settings and at least as many "
                 f"pairs. Got "
                 f"{earlier['model']}, {earlier['pairs']} pairs, {earlier['settings']} in "
-                f"{args.references_from}; this run: {args.model}, {args.pairs}, {recorded}."
+                f"{args.references_from}; this run: {args.model}, pairs {pair_ids.start}-"
+                f"{pair_ids.stop - 1}, {recorded}."
             )
         references = {
             key: earlier["psnr_db"][key][pair_ids.start : pair_ids.stop]
