@@ -352,7 +352,9 @@ def sample(
         max(1, max |y|, the priors' data range, the SDE's std at t0), see
         :func:`bayesnoise.divergence.automatic_divergence_bound`. Recorded in the attrs.
     parameter_update : how theta is updated (a :class:`bayesnoise.parameters.ParameterUpdate`;
-        default ``ParameterUpdate()``); unused by models without forward-model parameters.
+        default ``ParameterUpdate()``); unused by models without forward-model parameters. With
+        ``num_passes`` > 1 the reverse diffusion runs that often; ``sample_stats`` holds the
+        last pass's residual trace and pass 1's acceptance of theta.
 
     Returns
     -------
@@ -503,9 +505,8 @@ def sample(
             "sampler": sampler.name,
             "sampler_options": repr(sampler_options or {}),
             "num_steps": num_steps,
-            "network_evaluations_per_prior": sampler.network_evaluations(
-                num_steps, sampler_options
-            ),
+            "network_evaluations_per_prior": num_passes
+            * sampler.network_evaluations(num_steps, sampler_options),
             "start_time": float(start_time),
             "time_spacing": time_spacing,
             "seed": seed,

@@ -136,6 +136,8 @@ def test_later_passes_redraw_x_and_n_given_each_trajectorys_alpha():
     settings = {"num_chains": 1, "num_draws": 32, "num_steps": 50, "seed": 1, "progress": False}
     one = bn.sample(model, y, **settings)
     two = bn.sample(model, y, parameter_update=ParameterUpdate(num_passes=2), **settings)
+    evaluations = "network_evaluations_per_prior"
+    assert two.posterior.attrs[evaluations] == 2 * one.posterior.attrs[evaluations]
     alpha = np.asarray(two.posterior["alpha"]).ravel()
     np.testing.assert_array_equal(alpha, np.asarray(one.posterior["alpha"]).ravel())
     x = np.asarray(two.posterior["x"]).reshape(len(alpha), -1)
