@@ -38,8 +38,8 @@ Writes ``compare_<tag>.json``, ``.md`` (PSNR, SSIM, seconds per image, machine) 
 (rows: ground truth, input, each method, as the paper's Fig. 2) to ``--out-dir``
 (``analyses/figures``). The last line of stdout is one JSON object ``{method: {"psnr": ...,
 "ssim": ..., "seconds_per_image": ...}}``; with several ``--noise-std`` values each entry is a
-list over them, with the list ``"noise_std"`` beside, and ``compare_<task>_sweep.json/.png`` hold
-the sweep.
+list over them, with the list ``"noise_std"`` beside, and ``compare_<task>_sweep[_<suffix>]
+.json/.png`` hold the sweep.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ import numpy as np
 import bayesnoise as bn
 from bayesnoise import baselines
 from bayesnoise.atomic import atomic_path
+from bayesnoise.checkpoints import read_header
 from bayesnoise.data import load_testset, mnist_5k_split
 from bayesnoise.metrics import psnr, ssim
 from bayesnoise.model_file import load_model_file
@@ -379,9 +380,25 @@ LABEL = {
     "bm3d_authors": "BM3D on y, σ = 0.5, scale not undone (the authors' code)",
     "nlm": "non-local means (scale undone)",
     "lasso": "wavelet LASSO (FISTA)",
-    "gan": "GAN: DCGAN + CSGM, eq. 9 (trained 33 min)",
-    "flow": "FLOW: Whang et al., eq. 8 (flows trained 30 min; sinusoidal noise: its Gaussian)",
+    "gan": "GAN: DCGAN + CSGM, eq. 9 (generator: {fashion_dcgan.eqx})",
+    "flow": "FLOW: Whang et al., eq. 8 (flows: {fashion_flow.eqx}, {digits_flow.eqx}; "
+    "sinusoidal noise: its Gaussian)",
 }
+
+
+def training_of(asset: str) -> str:
+    """How long a shipped baseline network was trained, from its header: '12000 steps, 80 min'."""
+    training = read_header(bn.assets.path(asset))["training"]
+    minutes = training.get("minutes", training.get("wall_time_s", 0.0) / 60)
+    return f"{training['steps']} steps, {float(minutes):.0f} min"
+
+
+def label(method: str) -> str:
+    """A method's row label; the learned baselines' say how long their networks trained."""
+    text = LABEL[method]
+    for asset in ("fashion_dcgan.eqx", "fashion_flow.eqx", "digits_flow.eqx"):
+        text = text.replace("{" + asset + "}", training_of(asset))
+    return text
 
 
 # ---- running, scoring, timing -----------------------------------------------------------------
@@ -477,7 +494,7 @@ def compare(task: Task, methods, batch_size: int, hyper_from: dict | None) -> tu
         estimate, timing = run_batches(method, observation, task, hyper, batch_size)
         row = {
             "method": method,
-            "label": LABEL[method],
+            "label": label(method),
             "hyper": hyper,
             **scores(estimate, x),
             **timing,
@@ -693,8 +710,9 @@ def main(argv=None) -> dict:
                 for method in ["input", *args.methods]
             },
         }
-        write_text(args.out_dir / f"compare_{args.task}_sweep.json", json.dumps(sweep) + "\n")
-        sweep_figure(args.out_dir / f"compare_{args.task}_sweep.png", sweep, args.task)
+        name = f"compare_{args.task}_sweep" + (f"_{args.suffix}" if args.suffix else "")
+        write_text(args.out_dir / f"{name}.json", json.dumps(sweep) + "\n")
+        sweep_figure(args.out_dir / f"{name}.png", sweep, args.task)
     print(json.dumps(summary))
     return summary
 

@@ -1,7 +1,8 @@
 """Train the FLOW baseline's two normalizing flows and write them to bayesnoise/assets/.
 
 Usage (a wall-time budget; the file is rewritten at every evaluation, so an interrupted run
-still leaves a usable flow)::
+still leaves a usable flow, and the whole training state goes to ``<out>.state``, from which
+``--resume`` continues: ``--minutes`` is this process's budget, ``--steps`` the total)::
 
     python analyses/train_flows.py --which signal --out bayesnoise/assets/fashion_flow.eqx \\
         --minutes 30
@@ -24,6 +25,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -34,6 +36,25 @@ import optax
 from bayesnoise.atomic import writable_directory
 from bayesnoise.baselines.flow import build_flow, save_flow
 from bayesnoise.data import load_fashion_mnist, mnist_5k_split
+from bayesnoise.training.resume import array_sha256, load_state, read_saved_run, save_state
+
+
+class FlowTrainingState(NamedTuple):
+    """Everything a resumed run needs: the flow, its EMA, the optimiser state, step and key."""
+
+    flow: eqx.Module
+    average: eqx.Module
+    opt_state: optax.OptState
+    step: jax.Array
+    key: jax.Array
+
+
+def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> np.ndarray:
+    """The training images of batch ``step``: epoch e is the permutation seeded by (seed, e)."""
+    per_epoch = num_images // batch_size
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(num_images)
+    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def load_data(which: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -70,17 +91,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--which", choices=["signal", "noise"], required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--minutes", type=float, default=30.0, help="wall-time budget")
-    parser.add_argument("--steps", type=int, default=1_000_000, help="upper bound on steps")
+    parser.add_argument("--minutes", type=float, default=30.0, help="this process's wall time")
+    parser.add_argument("--steps", type=int, default=1_000_000, help="upper bound on all steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--num-flow-steps", type=int, default=10)
     parser.add_argument("--hidden-channels", type=int, default=48)
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from <out>.state")
     parser.add_argument("--device", default="CPU, 2 cores, shared")
     args = parser.parse_args(argv)
     writable_directory(args.out.parent, "--out: folder")
+    state_path = args.out.with_name(args.out.name + ".state")
+    if args.resume and not state_path.is_file():
+        parser.error(f"--resume: no training state at {state_path} (written by an earlier run).")
 
     train, heldout, data = load_data(args.which)
     dimension = int(np.prod(train.shape[1:]))
@@ -92,23 +117,43 @@ def main(argv=None):
         optax.adam(optax.linear_schedule(0.0, args.learning_rate, warmup)),
     )
     parameters = eqx.filter(flow, eqx.is_array)
-    state = optimizer.init(parameters)
-    average = parameters
+    run = FlowTrainingState(
+        flow, parameters, optimizer.init(parameters), jnp.asarray(0, jnp.int32), key
+    )
+    identity = {
+        "which": args.which,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "num_flow_steps": args.num_flow_steps,
+        "hidden_channels": args.hidden_channels,
+        "seed": args.seed,
+        "num_train": int(train.shape[0]),
+        "train_images_sha256": array_sha256(train),
+    }
+    earlier_minutes = 0.0
+    if args.resume:
+        run = load_state(state_path, run, identity)
+        earlier_minutes = read_saved_run(state_path)[1] / 60
+        print(f"resuming from {state_path} at step {int(run.step)}", flush=True)
 
     def loss_fn(flow, images):
         return -jnp.mean(jax.vmap(flow.log_density)(images))
 
     @eqx.filter_jit
-    def train_step(flow, state, average, images, key, step):
-        loss, gradient = eqx.filter_value_and_grad(loss_fn)(flow, dequantise(key, images))
-        updates, state = optimizer.update(gradient, state, eqx.filter(flow, eqx.is_array))
-        flow = eqx.apply_updates(flow, updates)
+    def train_step(run, images):
+        key, batch_key = jax.random.split(run.key)
+        loss, gradient = eqx.filter_value_and_grad(loss_fn)(run.flow, dequantise(batch_key, images))
+        updates, opt_state = optimizer.update(
+            gradient, run.opt_state, eqx.filter(run.flow, eqx.is_array)
+        )
+        flow = eqx.apply_updates(run.flow, updates)
         # EMA with a warm-up (as bayesnoise.training): a short run is not dominated by the init
+        step = run.step.astype(jnp.float32)
         decay = jnp.minimum(ema_decay, (1.0 + step) / (10.0 + step))
         average = jax.tree.map(
-            lambda a, p: decay * a + (1 - decay) * p, average, eqx.filter(flow, eqx.is_array)
+            lambda a, p: decay * a + (1 - decay) * p, run.average, eqx.filter(flow, eqx.is_array)
         )
-        return flow, state, average, loss
+        return FlowTrainingState(flow, average, opt_state, run.step + 1, key), loss
 
     @eqx.filter_jit
     def evaluate(flow, images, key):
@@ -122,54 +167,52 @@ def main(argv=None):
         return bits_per_dim(total / math.ceil(len(heldout) / 250), dimension)
 
     command = "python analyses/train_flows.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    rng = np.random.default_rng(args.seed)
-    start, step, recent = time.time(), 0, []
-    while step < args.steps and time.time() - start < args.minutes * 60:
-        order = rng.permutation(len(train))
-        for first in range(0, len(order) - args.batch_size + 1, args.batch_size):
-            key, batch_key = jax.random.split(key)
-            batch = jnp.asarray(train[order[first : first + args.batch_size]])
-            flow, state, average, loss = train_step(
-                flow, state, average, batch, batch_key, jnp.float32(step)
-            )
-            recent.append(float(loss))
-            step += 1
-            elapsed = time.time() - start
-            done = step >= args.steps or elapsed >= args.minutes * 60
-            if step % args.eval_every == 0 or done:
-                averaged = eqx.combine(average, flow)
-                train_bits = bits_per_dim(-np.mean(recent), dimension)
-                heldout_value = heldout_bits(averaged)
-                recent = []
-                header = {
-                    "data": data,
-                    "training": {
-                        "steps": step,
-                        "minutes": round(elapsed / 60, 2),
-                        "batch_size": args.batch_size,
-                        "optimizer": {
-                            "name": "adam",
-                            "learning_rate": args.learning_rate,
-                            "warmup_steps": warmup,
-                            "clip_global_norm": clip,
-                        },
-                        "ema_decay": ema_decay,
-                        "ema_warmup": "decay = min(ema_decay, (1 + step) / (10 + step))",
-                        "seed": args.seed,
-                        "train_bits_per_dim": round(train_bits, 4),
-                        "heldout_bits_per_dim": round(heldout_value, 4),
-                        "device": args.device,
-                        "command": command,
+    start, recent = time.time(), []
+    while True:
+        step = int(run.step)
+        elapsed = time.time() - start
+        if step >= args.steps or elapsed >= args.minutes * 60:
+            break
+        batch = jnp.asarray(train[batch_indices(step, args.batch_size, len(train), args.seed)])
+        run, loss = train_step(run, batch)
+        recent.append(float(loss))
+        step += 1
+        elapsed = time.time() - start
+        done = step >= args.steps or elapsed >= args.minutes * 60
+        if step % args.eval_every == 0 or done:
+            averaged = eqx.combine(run.average, run.flow)
+            train_bits = bits_per_dim(-np.mean(recent), dimension)
+            heldout_value = heldout_bits(averaged)
+            recent = []
+            minutes = earlier_minutes + elapsed / 60
+            header = {
+                "data": data,
+                "training": {
+                    "steps": step,
+                    "minutes": round(minutes, 2),
+                    "batch_size": args.batch_size,
+                    "optimizer": {
+                        "name": "adam",
+                        "learning_rate": args.learning_rate,
+                        "warmup_steps": warmup,
+                        "clip_global_norm": clip,
                     },
-                }
-                save_flow(args.out, averaged, header)
-                print(
-                    f"step {step}  {elapsed / 60:.1f} min  train {train_bits:.3f} bits/dim  "
-                    f"held-out (EMA) {heldout_value:.3f} bits/dim  -> {args.out}",
-                    flush=True,
-                )
-            if done:
-                return
+                    "ema_decay": ema_decay,
+                    "ema_warmup": "decay = min(ema_decay, (1 + step) / (10 + step))",
+                    "seed": args.seed,
+                    "train_bits_per_dim": round(train_bits, 4),
+                    "heldout_bits_per_dim": round(heldout_value, 4),
+                    "device": args.device,
+                    "command": command,
+                },
+            }
+            save_state(state_path, run, {**identity, "wall_time": 60 * minutes, **header})
+            save_flow(args.out, averaged, header)
+            print(
+                f"step {step}  {minutes:.1f} min  train {train_bits:.3f} bits/dim  "
+                f"held-out (EMA) {heldout_value:.3f} bits/dim  -> {args.out}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -4,14 +4,18 @@ Usage::
 
     python analyses/train_gan.py --out bayesnoise/assets/fashion_dcgan.eqx --minutes 30
 
-The shipped generator was trained on the shared 2-core CPU, in the background::
+Resumable in chunks: every save also writes the whole training state (both networks, both
+optimiser states, step, key) to ``<out>.state``, and ``--resume`` continues from it (the run's
+settings and training images must match; ``--minutes`` is this process's budget, ``--steps``
+the total)::
 
-    nohup nice -n 5 python analyses/train_gan.py --out bayesnoise/assets/fashion_dcgan.eqx \\
-        --minutes 33 --steps 100000 --batch-size 64 > /tmp/train_gan.log 2>&1 &
+    nohup python analyses/train_gan.py --out bayesnoise/assets/fashion_dcgan.eqx \\
+        --minutes 60 --resume > /tmp/train_gan.log 2>&1 &
 
 Training: the non-saturating GAN loss (Goodfellow et al. 2014), one discriminator and one
 generator Adam step per batch (learning rate 2e-4, b1 = 0.5, as Radford et al. 2016), batches
-drawn without replacement from the 60 000 training images (``load_training_data
+drawn without replacement from the 60 000 training images (epoch e's order is the permutation
+seeded by (seed, e), so a resumed run sees the batches an unbroken one would) (``load_training_data
 ("fashion_mnist")``, the diffusion prior's). Stops at ``--steps`` or after ``--minutes``,
 whichever comes first, and writes the generator (with its batch-norm statistics) every
 ``--save-every`` steps and at the end; the header records what was actually run.
@@ -24,6 +28,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -39,6 +44,27 @@ from bayesnoise.baselines.gan import (
     save_generator,
 )
 from bayesnoise.training.datasets import load_training_data
+from bayesnoise.training.resume import array_sha256, load_state, read_saved_run, save_state
+
+
+class GanTrainingState(NamedTuple):
+    """Everything a resumed run needs: both networks, their optimiser states, step and key."""
+
+    generator: Generator
+    batch_norm: eqx.nn.State
+    discriminator: Discriminator
+    generator_opt: optax.OptState
+    discriminator_opt: optax.OptState
+    step: jax.Array
+    key: jax.Array
+
+
+def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> np.ndarray:
+    """The training images of batch ``step``: epoch e is the permutation seeded by (seed, e)."""
+    per_epoch = num_images // batch_size
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(num_images)
+    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def gan_losses(discriminator, real, fake):
@@ -81,25 +107,29 @@ def make_step(generator_optimizer, discriminator_optimizer):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--minutes", type=float, default=30.0, help="wall-time budget")
-    parser.add_argument("--steps", type=int, default=100_000, help="upper bound on steps")
+    parser.add_argument("--minutes", type=float, default=30.0, help="this process's wall time")
+    parser.add_argument("--steps", type=int, default=100_000, help="upper bound on all steps")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=2e-4)
     parser.add_argument("--beta1", type=float, default=0.5)
     parser.add_argument("--save-every", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from <out>.state")
     parser.add_argument("--device", default="CPU, 2 cores, shared")
     args = parser.parse_args(argv)
     for name in ("minutes", "steps", "batch_size", "learning_rate", "save_every"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be > 0. Got {getattr(args, name)}.")
+    state_path = args.out.with_name(args.out.name + ".state")
+    if args.resume and not state_path.is_file():
+        parser.error(f"--resume: no training state at {state_path} (written by an earlier run).")
     args.out.parent.mkdir(parents=True, exist_ok=True)
 
     data = load_training_data("fashion_mnist")
     images = data.train
     key = jax.random.key(args.seed)
     generator_key, discriminator_key, key = jax.random.split(key, 3)
-    generator, state = eqx.nn.make_with_state(Generator)(key=generator_key)
+    generator, batch_norm = eqx.nn.make_with_state(Generator)(key=generator_key)
     discriminator = Discriminator(key=discriminator_key)
     optimizer_settings = {
         "name": "adam",
@@ -109,62 +139,86 @@ def main(argv=None):
     }
     generator_optimizer = optax.adam(args.learning_rate, b1=args.beta1)
     discriminator_optimizer = optax.adam(args.learning_rate, b1=args.beta1)
-    generator_opt = generator_optimizer.init(eqx.filter(generator, eqx.is_inexact_array))
-    discriminator_opt = discriminator_optimizer.init(
-        eqx.filter(discriminator, eqx.is_inexact_array)
+    run = GanTrainingState(
+        generator,
+        batch_norm,
+        discriminator,
+        generator_optimizer.init(eqx.filter(generator, eqx.is_inexact_array)),
+        discriminator_optimizer.init(eqx.filter(discriminator, eqx.is_inexact_array)),
+        jnp.asarray(0, jnp.int32),
+        key,
     )
+    identity = {
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "beta1": args.beta1,
+        "seed": args.seed,
+        "num_train": int(images.shape[0]),
+        "train_images_sha256": array_sha256(images),
+    }
+    earlier_wall_time = 0.0
+    if args.resume:
+        run = load_state(state_path, run, identity)
+        earlier_wall_time = read_saved_run(state_path)[1]
+        print(f"resuming from {state_path} at step {int(run.step)}", flush=True)
     step_fn = make_step(generator_optimizer, discriminator_optimizer)
-    rng = np.random.default_rng(args.seed)
-    order, position = rng.permutation(len(images)), 0
     command = "python analyses/train_gan.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     recent = []
     started = time.perf_counter()
 
-    def save(step):
+    def save(run):
+        step = int(run.step)
+        wall_time = earlier_wall_time + time.perf_counter() - started
         averaged = np.mean(recent[-200:], axis=0) if recent else [float("nan")] * 2
-        header = {
-            "data": data.info,
-            "training": {
-                "command": command,
-                "steps": step,
-                "epochs": round(step * args.batch_size / len(images), 3),
-                "wall_time_s": round(time.perf_counter() - started, 1),
-                "minutes_budget": args.minutes,
-                "steps_budget": args.steps,
-                "batch_size": args.batch_size,
-                "optimizer": {"generator": optimizer_settings, "discriminator": optimizer_settings},
-                "loss": "non-saturating GAN loss, one D and one G step per batch",
-                "discriminator_loss_last_200": float(averaged[0]),
-                "generator_loss_last_200": float(averaged[1]),
-                "seed": args.seed,
-                "device": args.device,
-            },
+        training = {
+            "command": command,
+            "steps": step,
+            "epochs": round(step * args.batch_size / len(images), 3),
+            "wall_time_s": round(wall_time, 1),
+            "minutes_budget": args.minutes,
+            "steps_budget": args.steps,
+            "batch_size": args.batch_size,
+            "optimizer": {"generator": optimizer_settings, "discriminator": optimizer_settings},
+            "loss": "non-saturating GAN loss, one D and one G step per batch",
+            "discriminator_loss_last_200": float(averaged[0]),
+            "generator_loss_last_200": float(averaged[1]),
+            "seed": args.seed,
+            "device": args.device,
         }
-        return save_generator(args.out, TrainedGenerator(generator, state), header)
+        save_state(state_path, run, {**identity, "wall_time": wall_time, "training": training})
+        trained = TrainedGenerator(run.generator, run.batch_norm)
+        return save_generator(args.out, trained, {"data": data.info, "training": training})
 
-    step = 0
-    while step < args.steps and time.perf_counter() - started < 60 * args.minutes:
-        if position + args.batch_size > len(order):
-            order, position = rng.permutation(len(images)), 0
-        real = jnp.asarray(images[order[position : position + args.batch_size]])
-        position += args.batch_size
-        key, step_key = jax.random.split(key)
-        generator, state, discriminator, generator_opt, discriminator_opt, d_loss, g_loss = step_fn(
-            generator, state, discriminator, generator_opt, discriminator_opt, real, step_key
+    first_step = int(run.step)
+    while int(run.step) < args.steps and time.perf_counter() - started < 60 * args.minutes:
+        step = int(run.step)
+        real = jnp.asarray(images[batch_indices(step, args.batch_size, len(images), args.seed)])
+        key, step_key = jax.random.split(run.key)
+        generator, batch_norm, discriminator, generator_opt, discriminator_opt, d_loss, g_loss = (
+            step_fn(*run[:5], real, step_key)
+        )
+        run = GanTrainingState(
+            generator,
+            batch_norm,
+            discriminator,
+            generator_opt,
+            discriminator_opt,
+            run.step + 1,
+            key,
         )
         step += 1
         recent.append((float(d_loss), float(g_loss)))
-        if step % 100 == 0 or step == 1:
+        if step % 100 == 0 or step == first_step + 1:
             d_mean, g_mean = np.mean(recent[-100:], axis=0)
             elapsed = time.perf_counter() - started
             print(
                 f"step {step}: D loss {d_mean:.3f}, G loss {g_mean:.3f}, "
-                f"{elapsed:.0f} s ({step / elapsed:.2f} steps/s)",
+                f"{elapsed:.0f} s ({(step - first_step) / elapsed:.2f} steps/s)",
                 flush=True,
             )
         if step % args.save_every == 0:
-            save(step)
-    header = save(step)
+            save(run)
+    header = save(run)
     training = header["training"]
     print(
         f"{args.out}: {training['steps']} steps ({training['epochs']} epochs), "

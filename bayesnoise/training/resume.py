@@ -17,7 +17,7 @@ from bayesnoise.sde import AbstractSDE
 from bayesnoise.training.conditional import ConditioningSettings
 from bayesnoise.training.optimisation import StepSettings, TrainingState
 
-__all__ = ["load_state", "read_saved_run", "run_identity", "save_state"]
+__all__ = ["array_sha256", "load_state", "read_saved_run", "run_identity", "save_state"]
 
 
 def run_identity(
@@ -34,20 +34,25 @@ def run_identity(
         "sde": type(sde).__name__,
         **settings._asdict(),
         "num_train": int(train_images.shape[0]),
-        "train_images_sha256": _sha256(train_images),
+        "train_images_sha256": array_sha256(train_images),
     }
     if train_observations is not None:
-        identity["train_observations_sha256"] = _sha256(train_observations)
+        identity["train_observations_sha256"] = array_sha256(train_observations)
         identity.update((conditioning or ConditioningSettings())._asdict())
     return identity
 
 
-def _sha256(array) -> str:
+def array_sha256(array) -> str:
+    """SHA-256 of an array's bytes: identifies training data in a run's identity."""
     return hashlib.sha256(np.asarray(array).tobytes()).hexdigest()
 
 
 def save_state(path: Path, state: TrainingState, header: dict) -> None:
-    """Write ``state`` (keys as raw key data) and ``header`` to ``path`` atomically."""
+    """Write ``state`` (keys as raw key data) and ``header`` to ``path`` atomically.
+
+    ``state`` is a :class:`TrainingState` or any NamedTuple of arrays and modules with a ``key``
+    field (e.g. the GAN baseline's two networks and optimisers).
+    """
     tree = state._replace(key=jax.random.key_data(state.key))
     write_tree(path, tree, {"kind": "training_state", **header})
 
