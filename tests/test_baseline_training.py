@@ -14,8 +14,8 @@ import train_flows  # noqa: E402
 import train_gan  # noqa: E402
 
 from bayesnoise.baselines.flow import load_flow  # noqa: E402
-from bayesnoise.data import FASHION_MNIST_DIRECTORY  # noqa: E402
 from bayesnoise.baselines.gan import load_generator  # noqa: E402
+from bayesnoise.data import FASHION_MNIST_DIRECTORY  # noqa: E402
 
 
 def test_batches_cover_each_epoch_once_and_differ_between_epochs():
