@@ -325,10 +325,11 @@ def grid(method: str, task: Task) -> list[dict]:
             )
         ]
     if method == "gan":  # restarts, steps and step size: the best on validation (gan.py)
-        # 0.25-1 added when CS and sine chose 2, then the grid's edge
+        # 0.25-1 added when CS and sine chose 2, then the grid's edge; 0.1 and 32 when the
+        # longer-trained generator chose 0.25 (CS) and 16 (digits)
         return [
             {"weight": w, "num_steps": 500, "restarts": 10, "learning_rate": 0.1}
-            for w in (0.25, 0.5, 1.0, 2.0, 8.0, 16.0)
+            for w in (0.1, 0.25, 0.5, 1.0, 2.0, 8.0, 16.0, 32.0)
         ]
     if method == "flow" and task.noise_std is None:  # weight 1, step 0.003: tuned on these
         return [{}]  # 5 validation pairs with the digits flow (flow.py)

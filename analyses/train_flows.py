@@ -143,9 +143,10 @@ def main(argv=None):
     def train_step(run, images):
         key, batch_key = jax.random.split(run.key)
         loss, gradient = eqx.filter_value_and_grad(loss_fn)(run.flow, dequantise(batch_key, images))
-        updates, opt_state = optimizer.update(
-            gradient, run.opt_state, eqx.filter(run.flow, eqx.is_array)
-        )
+        with jax.numpy_dtype_promotion("standard"):  # optax's bias correction mixes dtypes
+            updates, opt_state = optimizer.update(
+                gradient, run.opt_state, eqx.filter(run.flow, eqx.is_array)
+            )
         flow = eqx.apply_updates(run.flow, updates)
         # EMA with a warm-up (as bayesnoise.training): a short run is not dominated by the init
         step = run.step.astype(jnp.float32)

@@ -87,7 +87,8 @@ def make_step(generator_optimizer, discriminator_optimizer):
             return gan_losses(discriminator, real, fake)[0]
 
         d_loss, grads = eqx.filter_value_and_grad(discriminator_loss)(discriminator)
-        updates, discriminator_opt = discriminator_optimizer.update(grads, discriminator_opt)
+        with jax.numpy_dtype_promotion("standard"):  # optax's bias correction mixes dtypes
+            updates, discriminator_opt = discriminator_optimizer.update(grads, discriminator_opt)
         discriminator = eqx.apply_updates(discriminator, updates)
 
         def generator_loss(generator, state):
@@ -97,7 +98,8 @@ def make_step(generator_optimizer, discriminator_optimizer):
         (g_loss, state), grads = eqx.filter_value_and_grad(generator_loss, has_aux=True)(
             generator, state
         )
-        updates, generator_opt = generator_optimizer.update(grads, generator_opt)
+        with jax.numpy_dtype_promotion("standard"):
+            updates, generator_opt = generator_optimizer.update(grads, generator_opt)
         generator = eqx.apply_updates(generator, updates)
         return generator, state, discriminator, generator_opt, discriminator_opt, d_loss, g_loss
 

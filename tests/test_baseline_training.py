@@ -1,5 +1,6 @@
 """The learned baselines' training scripts resume where they stopped: a run cut in two chunks
-(``--resume``) ends with the weights of an unbroken run of the same length."""
+(``--resume``) ends with the weights of an unbroken run of the same length (slow: ``pytest -m
+slow``), and a resume with other settings or without a saved state is refused."""
 
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ def test_batches_cover_each_epoch_once_and_differ_between_epochs():
     np.testing.assert_array_equal(train_gan.batch_indices(3, 4, 10, 0), second[1])
 
 
+@pytest.mark.slow  # 25 s: three short training runs of the full DCGAN
 @pytest.mark.skipif(
     not (FASHION_MNIST_DIRECTORY / "train-images-idx3-ubyte.gz").is_file(),
     reason="the GAN trains on Fashion-MNIST: apt-get install dataset-fashion-mnist",
@@ -42,6 +44,7 @@ def test_gan_training_resumed_equals_unbroken(tmp_path):
     np.testing.assert_array_equal(np.asarray(cut(latent)), np.asarray(whole(latent)))
 
 
+@pytest.mark.slow  # 20 s: three short training runs
 def test_flow_training_resumed_equals_unbroken(tmp_path):
     common = ["--which", "noise", "--batch-size", "8", "--eval-every", "100", "--minutes", "5",
               "--num-flow-steps", "2", "--hidden-channels", "8"]  # fmt: skip
