@@ -36,7 +36,13 @@ import optax
 from bayesnoise.atomic import writable_directory
 from bayesnoise.baselines.flow import build_flow, save_flow
 from bayesnoise.data import load_fashion_mnist, mnist_5k_split
-from bayesnoise.training.resume import array_sha256, load_state, read_saved_run, save_state
+from bayesnoise.training.resume import (
+    array_sha256,
+    batch_indices,
+    load_state,
+    read_saved_run,
+    save_state,
+)
 
 
 class FlowTrainingState(NamedTuple):
@@ -47,14 +53,6 @@ class FlowTrainingState(NamedTuple):
     opt_state: optax.OptState
     step: jax.Array
     key: jax.Array
-
-
-def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> np.ndarray:
-    """The training images of batch ``step``: epoch e is the permutation seeded by (seed, e)."""
-    per_epoch = num_images // batch_size
-    epoch, position = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(num_images)
-    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def load_data(which: str) -> tuple[np.ndarray, np.ndarray, dict]:

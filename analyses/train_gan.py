@@ -14,11 +14,11 @@ the total)::
 
 Training: the non-saturating GAN loss (Goodfellow et al. 2014), one discriminator and one
 generator Adam step per batch (learning rate 2e-4, b1 = 0.5, as Radford et al. 2016), batches
-drawn without replacement from the 60 000 training images (epoch e's order is the permutation
-seeded by (seed, e), so a resumed run sees the batches an unbroken one would) (``load_training_data
-("fashion_mnist")``, the diffusion prior's). Stops at ``--steps`` or after ``--minutes``,
-whichever comes first, and writes the generator (with its batch-norm statistics) every
-``--save-every`` steps and at the end; the header records what was actually run.
+drawn without replacement from the 60 000 training images (``load_training_data
+("fashion_mnist")``, the diffusion prior's; epoch e's order is the permutation seeded by (seed,
+e), so a resumed run sees the batches an unbroken one would). Stops at ``--steps`` or after
+``--minutes``, whichever comes first, and writes the generator (with its batch-norm
+statistics) every ``--save-every`` steps and at the end; the header records what was run.
 """
 
 from __future__ import annotations
@@ -44,7 +44,13 @@ from bayesnoise.baselines.gan import (
     save_generator,
 )
 from bayesnoise.training.datasets import load_training_data
-from bayesnoise.training.resume import array_sha256, load_state, read_saved_run, save_state
+from bayesnoise.training.resume import (
+    array_sha256,
+    batch_indices,
+    load_state,
+    read_saved_run,
+    save_state,
+)
 
 
 class GanTrainingState(NamedTuple):
@@ -57,14 +63,6 @@ class GanTrainingState(NamedTuple):
     discriminator_opt: optax.OptState
     step: jax.Array
     key: jax.Array
-
-
-def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> np.ndarray:
-    """The training images of batch ``step``: epoch e is the permutation seeded by (seed, e)."""
-    per_epoch = num_images // batch_size
-    epoch, position = divmod(step, per_epoch)
-    order = np.random.default_rng([seed, epoch]).permutation(num_images)
-    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def gan_losses(discriminator, real, fake):

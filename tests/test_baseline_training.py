@@ -17,14 +17,15 @@ import train_gan  # noqa: E402
 from bayesnoise.baselines.flow import load_flow  # noqa: E402
 from bayesnoise.baselines.gan import load_generator  # noqa: E402
 from bayesnoise.data import FASHION_MNIST_DIRECTORY  # noqa: E402
+from bayesnoise.training.resume import batch_indices  # noqa: E402
 
 
 def test_batches_cover_each_epoch_once_and_differ_between_epochs():
-    first = [train_gan.batch_indices(step, 4, 10, seed=0) for step in range(2)]
-    second = [train_gan.batch_indices(step, 4, 10, seed=0) for step in range(2, 4)]
+    first = [batch_indices(step, 4, 10, seed=0) for step in range(2)]
+    second = [batch_indices(step, 4, 10, seed=0) for step in range(2, 4)]
     assert len(np.unique(np.concatenate(first))) == 8
     assert not np.array_equal(np.concatenate(first), np.concatenate(second))
-    np.testing.assert_array_equal(train_gan.batch_indices(3, 4, 10, 0), second[1])
+    np.testing.assert_array_equal(batch_indices(3, 4, 10, 0), second[1])
 
 
 @pytest.mark.slow  # 25 s: three short training runs of the full DCGAN

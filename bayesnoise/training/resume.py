@@ -17,7 +17,14 @@ from bayesnoise.sde import AbstractSDE
 from bayesnoise.training.conditional import ConditioningSettings
 from bayesnoise.training.optimisation import StepSettings, TrainingState
 
-__all__ = ["array_sha256", "load_state", "read_saved_run", "run_identity", "save_state"]
+__all__ = [
+    "array_sha256",
+    "batch_indices",
+    "load_state",
+    "read_saved_run",
+    "run_identity",
+    "save_state",
+]
 
 
 def run_identity(
@@ -45,6 +52,15 @@ def run_identity(
 def array_sha256(array) -> str:
     """SHA-256 of an array's bytes: identifies training data in a run's identity."""
     return hashlib.sha256(np.asarray(array).tobytes()).hexdigest()
+
+
+def batch_indices(step: int, batch_size: int, num_images: int, seed: int) -> np.ndarray:
+    """The training images of batch ``step`` when epoch e is the permutation seeded by (seed, e):
+    a function of the step alone, so a resumed run sees the batches an unbroken one would."""
+    per_epoch = num_images // batch_size
+    epoch, position = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(num_images)
+    return order[position * batch_size : (position + 1) * batch_size]
 
 
 def save_state(path: Path, state: TrainingState, header: dict) -> None:
