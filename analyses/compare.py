@@ -398,7 +398,8 @@ def label(method: str) -> str:
     """A method's row label; the learned baselines' say how long their networks trained."""
     text = LABEL[method]
     for asset in ("fashion_dcgan.eqx", "fashion_flow.eqx", "digits_flow.eqx"):
-        text = text.replace("{" + asset + "}", training_of(asset))
+        if "{" + asset + "}" in text:
+            text = text.replace("{" + asset + "}", training_of(asset))
     return text
 
 
