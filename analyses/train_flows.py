@@ -166,12 +166,8 @@ def main(argv=None):
         return bits_per_dim(total / math.ceil(len(heldout) / 250), dimension)
 
     command = "python analyses/train_flows.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    start, recent = time.time(), []
-    while True:
-        step = int(run.step)
-        elapsed = time.time() - start
-        if step >= args.steps or elapsed >= args.minutes * 60:
-            break
+    start, recent, step = time.time(), [], int(run.step)  # a host counter: no device read per step
+    while step < args.steps and time.time() - start < args.minutes * 60:
         batch = jnp.asarray(train[batch_indices(step, args.batch_size, len(train), args.seed)])
         run, loss = train_step(run, batch)
         recent.append(float(loss))

@@ -189,23 +189,12 @@ def main(argv=None):
         trained = TrainedGenerator(run.generator, run.batch_norm)
         return save_generator(args.out, trained, {"data": data.info, "training": training})
 
-    first_step = int(run.step)
-    while int(run.step) < args.steps and time.perf_counter() - started < 60 * args.minutes:
-        step = int(run.step)
+    first_step = step = int(run.step)  # a host counter: no device read per step
+    while step < args.steps and time.perf_counter() - started < 60 * args.minutes:
         real = jnp.asarray(images[batch_indices(step, args.batch_size, len(images), args.seed)])
         key, step_key = jax.random.split(run.key)
-        generator, batch_norm, discriminator, generator_opt, discriminator_opt, d_loss, g_loss = (
-            step_fn(*run[:5], real, step_key)
-        )
-        run = GanTrainingState(
-            generator,
-            batch_norm,
-            discriminator,
-            generator_opt,
-            discriminator_opt,
-            run.step + 1,
-            key,
-        )
+        *networks, d_loss, g_loss = step_fn(*run[:5], real, step_key)
+        run = GanTrainingState(*networks, run.step + 1, key)
         step += 1
         recent.append((float(d_loss), float(g_loss)))
         if step % 100 == 0 or step == first_step + 1:
