@@ -17,7 +17,9 @@ of its central 90% interval, and the PSNR of x's posterior mean for each run. Th
 ``parameter_update`` (if any) is used with ``--conditioning``; ``--no-rescaling`` drops its
 ``RescalingMove``; ``--passes`` sets its ``num_passes``. ``--references-from`` takes the known-
 and wrong-theta PSNRs from an earlier JSON of the same model and sampler settings, on at least
-as many pairs (they do not depend on the theta updates).
+as many pairs (they do not depend on the theta updates). ``--pool A.json B.json ...`` samples
+nothing: it pools earlier runs of the same model and settings on disjoint pairs into one result.
+Every result gives the PSNR gap to the known-theta run per pair with its standard error.
 """
 
 import argparse
@@ -47,6 +49,22 @@ def posterior_mean_psnr(tree, truths):
     return [float(psnr(np.nanmean(draws[:, k], axis=0), truth)) for k, truth in enumerate(truths)]
 
 
+def theta_figures(thetas, means, pit) -> dict:
+    """Figures of theta over pairs: its posterior means against the truths, and the coverage of
+    the central 90% interval from the truths' PIT values."""
+    thetas, means, pit = (np.asarray(values, dtype=np.float64) for values in (thetas, means, pit))
+    return {
+        "theta_true": thetas.tolist(),
+        "theta_posterior_mean": means.tolist(),
+        "theta_abs_error_mean": float(np.mean(np.abs(means - thetas))),
+        "theta_abs_error_max": float(np.max(np.abs(means - thetas))),
+        "theta_signed_error_mean": float(np.mean(means - thetas)),
+        "theta_interval_90_coverage": float(interval_coverage(pit, (0.9,))[0]),
+        "theta_slope_of_mean_on_truth": float(np.polyfit(thetas, means, 1)[0]),
+        "theta_pit": pit.tolist(),
+    }
+
+
 def theta_summary(tree, parameter: str, thetas) -> dict:
     """theta's posterior mean per pair, its error, and the coverage and width of its central
     90% interval (from the randomised PIT of the truth among the draws: exact for any number
@@ -61,14 +79,89 @@ def theta_summary(tree, parameter: str, thetas) -> dict:
         ]
     )
     return {
-        "theta_true": list(map(float, thetas)),
-        "theta_posterior_mean": mean.tolist(),
-        "theta_abs_error_mean": float(np.mean(np.abs(mean - thetas))),
-        "theta_abs_error_max": float(np.max(np.abs(mean - thetas))),
+        **theta_figures(thetas, mean, pit),
         "theta_interval_90_width_mean": float(np.mean(upper - lower)),
-        "theta_interval_90_coverage": float(interval_coverage(pit, (0.9,))[0]),
-        "theta_slope_of_mean_on_truth": float(np.polyfit(thetas, mean, 1)[0]),
-        "theta_pit": pit.tolist(),
+    }
+
+
+def psnr_figures(runs: dict) -> dict:
+    """Mean and std of each run's PSNR, and the per-pair gap known - unknown (and unknown -
+    wrong) with the standard error of its mean (pairs are independent) and its median."""
+    arrays = {key: np.asarray(values, dtype=np.float64) for key, values in runs.items()}
+    gaps = {
+        "known_minus_unknown": arrays["known"] - arrays["unknown"],
+        "unknown_minus_fixed_at_prior_mean": arrays["unknown"] - arrays["fixed_at_prior_mean"],
+    }
+    return {
+        "psnr_mean_db": {key: float(np.mean(values)) for key, values in arrays.items()},
+        "psnr_std_db": {key: float(np.std(values)) for key, values in arrays.items()},
+        "psnr_gap_db": {
+            key: {
+                "mean": float(np.mean(gap)),
+                "standard_error": float(np.std(gap, ddof=1) / np.sqrt(gap.size))
+                if gap.size > 1
+                else None,
+                "median": float(np.median(gap)),
+            }
+            for key, gap in gaps.items()
+        },
+        "psnr_db": {key: values.tolist() for key, values in arrays.items()},
+    }
+
+
+# Fields that must agree for runs to be pooled (their sampler, theta update and model), with
+# the value of those that runs written before the field existed lack.
+POOLED_FIELDS = ("model", "parameter", "settings", "rescaling", "num_passes", "conditioning")
+FIELD_DEFAULTS = {"num_passes": 1, "first": 0}
+
+
+def pool(paths) -> dict:
+    """One result from earlier runs of the same model and settings on disjoint pairs."""
+    results = [{**FIELD_DEFAULTS, **json.loads(Path(path).read_text())} for path in paths]
+    for path, result in zip(paths[1:], results[1:], strict=True):
+        differing = [
+            field for field in POOLED_FIELDS if result.get(field) != results[0].get(field)
+        ]
+        if differing:
+            raise ValueError(
+                f"--pool needs runs of the same model and settings. {path} differs from "
+                f"{paths[0]} in {differing}: {[result.get(field) for field in differing]} "
+                f"against {[results[0].get(field) for field in differing]}."
+            )
+    ranges = sorted(
+        (result["first"], result["first"] + result["pairs"], path)
+        for result, path in zip(results, paths, strict=True)
+    )
+    for (_, stop, earlier), (start, _, later) in zip(ranges[:-1], ranges[1:], strict=True):
+        if start < stop:
+            raise ValueError(
+                f"--pool needs disjoint pairs. {earlier} ends at pair {stop - 1}, {later} "
+                f"starts at pair {start}."
+            )
+    joined = {
+        key: [value for result in results for value in result[key]]
+        for key in ("theta_true", "theta_posterior_mean", "theta_pit")
+    }
+    runs = {
+        key: [value for result in results for value in result["psnr_db"][key]]
+        for key in ("unknown", "known", "fixed_at_prior_mean")
+    }
+    pairs = sum(result["pairs"] for result in results)
+    return {
+        **{field: results[0].get(field) for field in POOLED_FIELDS},
+        "pairs": pairs,
+        "pair_ranges": [[start, stop - 1] for start, stop, _ in ranges],
+        "pooled_from": [str(path) for path in paths],
+        "theta_fixed_wrong": results[0]["theta_fixed_wrong"],
+        **theta_figures(
+            joined["theta_true"], joined["theta_posterior_mean"], joined["theta_pit"]
+        ),
+        "theta_interval_90_width_mean": float(
+            sum(r["theta_interval_90_width_mean"] * r["pairs"] for r in results) / pairs
+        ),
+        **psnr_figures(runs),
+        "diverged_unknown": int(sum(result["diverged_unknown"] for result in results)),
+        "unknown_seconds": float(sum(result["unknown_seconds"] for result in results)),
     }
 
 
@@ -104,7 +197,17 @@ def main():
     parser.add_argument(
         "--references-from", type=Path, help="known/wrong-theta PSNRs from an earlier JSON"
     )
+    parser.add_argument(
+        "--pool", type=Path, nargs="+", help="pool earlier JSONs (disjoint pairs); no sampling"
+    )
     args = parser.parse_args()
+    if args.pool:
+        try:
+            pooled = pool(args.pool)
+        except ValueError as error:
+            parser.error(str(error))
+        write_result(pooled, args.json)
+        return 0
     module = load_model_file(MODELS / f"{args.model}.py")
     parameter = module.PARAMETER
     settings = {**module.defaults, "progress": False}
@@ -179,9 +282,7 @@ def main():
         "theta_fixed_wrong": wrong_theta,
         **theta_summary(unknown, parameter, thetas),
         "conditioning": args.conditioning,
-        "psnr_mean_db": {key: float(np.mean(values)) for key, values in runs.items()},
-        "psnr_std_db": {key: float(np.std(values)) for key, values in runs.items()},
-        "psnr_db": runs,
+        **psnr_figures(runs),
         "diverged_unknown": int(unknown.sample_stats["diverging"].sum()),
         "parameter_acceptance_rate_mean": float(
             np.nanmean(unknown.sample_stats["parameter_acceptance_rate"])
