@@ -119,9 +119,7 @@ def pool(paths) -> dict:
     """One result from earlier runs of the same model and settings on disjoint pairs."""
     results = [{**FIELD_DEFAULTS, **json.loads(Path(path).read_text())} for path in paths]
     for path, result in zip(paths[1:], results[1:], strict=True):
-        differing = [
-            field for field in POOLED_FIELDS if result.get(field) != results[0].get(field)
-        ]
+        differing = [field for field in POOLED_FIELDS if result.get(field) != results[0].get(field)]
         if differing:
             raise ValueError(
                 f"--pool needs runs of the same model and settings. {path} differs from "
@@ -153,9 +151,7 @@ def pool(paths) -> dict:
         "pair_ranges": [[start, stop - 1] for start, stop, _ in ranges],
         "pooled_from": [str(path) for path in paths],
         "theta_fixed_wrong": results[0]["theta_fixed_wrong"],
-        **theta_figures(
-            joined["theta_true"], joined["theta_posterior_mean"], joined["theta_pit"]
-        ),
+        **theta_figures(joined["theta_true"], joined["theta_posterior_mean"], joined["theta_pit"]),
         "theta_interval_90_width_mean": float(
             sum(r["theta_interval_90_width_mean"] * r["pairs"] for r in results) / pairs
         ),
