@@ -116,8 +116,11 @@ FIELD_DEFAULTS = {"num_passes": 1, "first": 0}
 
 
 def pool(paths) -> dict:
-    """One result from earlier runs of the same model and settings on disjoint pairs."""
+    """One result from earlier runs of the same model and settings on disjoint pairs, joined in
+    the order of their pairs."""
     results = [{**FIELD_DEFAULTS, **json.loads(Path(path).read_text())} for path in paths]
+    order = sorted(range(len(paths)), key=lambda index: results[index]["first"])
+    results, paths = [results[index] for index in order], [paths[index] for index in order]
     for path, result in zip(paths[1:], results[1:], strict=True):
         differing = [field for field in POOLED_FIELDS if result.get(field) != results[0].get(field)]
         if differing:
@@ -126,10 +129,10 @@ def pool(paths) -> dict:
                 f"{paths[0]} in {differing}: {[result.get(field) for field in differing]} "
                 f"against {[results[0].get(field) for field in differing]}."
             )
-    ranges = sorted(
+    ranges = [
         (result["first"], result["first"] + result["pairs"], path)
         for result, path in zip(results, paths, strict=True)
-    )
+    ]
     for (_, stop, earlier), (start, _, later) in zip(ranges[:-1], ranges[1:], strict=True):
         if start < stop:
             raise ValueError(

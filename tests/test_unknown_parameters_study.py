@@ -1,0 +1,102 @@
+"""analyses/unknown_parameters.py: its per-pair gap figures and the pooling of runs."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def study():
+    path = ROOT / "analyses" / "unknown_parameters.py"
+    spec = importlib.util.spec_from_file_location("unknown_parameters", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fake_run(first, pairs, seed, **fields):
+    """A result of the study's shape on pairs first .. first + pairs - 1."""
+    rng = np.random.default_rng(seed)
+    thetas = rng.uniform(0.3, 0.7, pairs)
+    known = rng.normal(29, 3, pairs)
+    return {
+        "model": "digits_unknown_mixing",
+        "parameter": "alpha",
+        "settings": {"sampler": "ddim_dps", "num_steps": 50},
+        "rescaling": None,
+        "num_passes": 1,
+        "conditioning": "point",
+        "first": first,
+        "pairs": pairs,
+        "theta_fixed_wrong": 0.5,
+        "theta_true": thetas.tolist(),
+        "theta_posterior_mean": (thetas + rng.normal(0, 0.02, pairs)).tolist(),
+        "theta_pit": rng.uniform(size=pairs).tolist(),
+        "theta_interval_90_width_mean": 0.1 * (1 + seed),
+        "psnr_db": {
+            "unknown": (known - rng.uniform(0, 2, pairs)).tolist(),
+            "known": known.tolist(),
+            "fixed_at_prior_mean": (known - 6).tolist(),
+        },
+        "diverged_unknown": seed,
+        "unknown_seconds": 10.0,
+        **fields,
+    }
+
+
+def write(tmp_path, name, result):
+    path = tmp_path / name
+    path.write_text(json.dumps(result))
+    return path
+
+
+def test_gap_figures_are_per_pair_with_their_standard_error(study):
+    figures = study.psnr_figures(
+        {
+            "unknown": [27.0, 30.0, 25.0],
+            "known": [29.0, 30.0, 28.0],
+            "fixed_at_prior_mean": [0.0] * 3,
+        }
+    )
+    gap = figures["psnr_gap_db"]["known_minus_unknown"]
+    assert gap["mean"] == pytest.approx(5 / 3)
+    assert gap["median"] == pytest.approx(2.0)
+    assert gap["standard_error"] == pytest.approx(np.std([2, 0, 3], ddof=1) / np.sqrt(3))
+    assert figures["psnr_mean_db"]["known"] == pytest.approx(29.0)
+
+
+def test_pooling_joins_disjoint_runs_in_pair_order(study, tmp_path):
+    late, early = fake_run(16, 32, seed=1), fake_run(0, 16, seed=0)
+    pooled = study.pool([write(tmp_path, "late.json", late), write(tmp_path, "early.json", early)])
+    assert pooled["pairs"] == 48
+    assert pooled["pair_ranges"] == [[0, 15], [16, 47]]
+    assert pooled["psnr_db"]["known"] == early["psnr_db"]["known"] + late["psnr_db"]["known"]
+    thetas = np.array(early["theta_true"] + late["theta_true"])
+    means = np.array(early["theta_posterior_mean"] + late["theta_posterior_mean"])
+    assert pooled["theta_abs_error_mean"] == pytest.approx(np.mean(np.abs(means - thetas)))
+    assert pooled["theta_interval_90_width_mean"] == pytest.approx((16 * 0.1 + 32 * 0.2) / 48)
+    assert pooled["diverged_unknown"] == 1
+
+
+def test_pooling_refuses_other_settings_and_overlapping_pairs(study, tmp_path):
+    first = write(tmp_path, "a.json", fake_run(0, 16, seed=0))
+    other = write(tmp_path, "b.json", fake_run(16, 16, seed=1, num_passes=3))
+    with pytest.raises(ValueError, match=r"num_passes.*\[3\] against \[1\]"):
+        study.pool([first, other])
+    overlapping = write(tmp_path, "c.json", fake_run(8, 16, seed=2))
+    with pytest.raises(ValueError, match="disjoint pairs.*ends at pair 15.*starts at pair 8"):
+        study.pool([first, overlapping])
+
+
+def test_runs_written_before_num_passes_existed_pool_as_one_pass(study, tmp_path):
+    old = fake_run(0, 8, seed=0)
+    del old["num_passes"], old["first"]
+    pooled = study.pool(
+        [write(tmp_path, "old.json", old), write(tmp_path, "new.json", fake_run(8, 8, 1))]
+    )
+    assert pooled["num_passes"] == 1 and pooled["pairs"] == 16
