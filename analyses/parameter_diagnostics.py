@@ -1,9 +1,10 @@
-"""Why alpha's posterior mean regresses to 0.5 on the digits: three diagnostics of the study.
+"""Why alpha's posterior mean regresses to 0.5 on the digits: diagnostics of the study.
 
     python analyses/parameter_diagnostics.py self-consistency [--pairs 16] [--json F]
     python analyses/parameter_diagnostics.py plug-in --from F.json [--json F]
     python analyses/parameter_diagnostics.py anchor --from F.json [--json F]
     python analyses/parameter_diagnostics.py fiber [--pairs 16] [--json F]
+    python analyses/parameter_diagnostics.py draw-fiber [--pairs 16] [--json F]
 
 All on ``models/digits_unknown_mixing.py``'s test pairs (``simulate(k)``, alpha_k ~ U(0.3, 0.7))
 with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
@@ -22,6 +23,10 @@ with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
   of :class:`bayesnoise.rescaling.RescalingMove`'s fiber (rescaling x by (1 - alpha) / (1 -
   alpha') and n by alpha / alpha', which keeps y's prediction) through each pair's TRUE (x, n):
   its mean, sd, and whether its central 90% holds the true alpha.
+- ``draw-fiber``: the same profile through each draw of the known-alpha sampler (the right
+  split, but the sampler's statistics, e.g. its smoothing): its mean over draws against the
+  truth. A bias here is the move's with right splits; ``fiber`` minus ``draw-fiber`` is what
+  the draws' statistics cost.
 """
 
 from __future__ import annotations
@@ -119,6 +124,24 @@ def anchor(module, simulated, settings, estimates):
     }
 
 
+jitted_fiber_log_density = eqx.filter_jit(fiber_log_density)
+
+
+def fiber_profile(target, move, position, alpha, y, key):
+    """The fiber's density of alpha through ``position``: its mean, sd and central 90%."""
+    log_density, grid, _ = jitted_fiber_log_density(
+        target, position, {"alpha": jnp.asarray(alpha)}, jnp.asarray(y), key, move
+    )
+    weights = np.exp(np.asarray(log_density) - np.max(log_density))
+    weights /= weights.sum()
+    alphas = np.asarray(grid["alpha"], dtype=np.float64)
+    mean = float(np.sum(weights * alphas))
+    cdf = np.cumsum(weights)
+    lower, upper = alphas[np.searchsorted(cdf, 0.05)], alphas[np.searchsorted(cdf, 0.95)]
+    sd = float(np.sqrt(np.sum(weights * (alphas - mean) ** 2)))
+    return mean, sd, lower, upper
+
+
 def fiber(module, simulated):
     """The fiber's profile of alpha through each pair's true (x, n) (library's grid)."""
     target = posterior_target(module.model)
@@ -126,17 +149,9 @@ def fiber(module, simulated):
     rows = []
     for k, (y, truth) in enumerate(simulated):
         position = {"x": jnp.asarray(truth["x"]), "n": jnp.asarray(truth["n"])}
-        parameters = {"alpha": jnp.asarray(truth["alpha"])}
-        log_density, grid, _ = fiber_log_density(
-            target, position, parameters, jnp.asarray(y), jax.random.PRNGKey(k), move
+        mean, sd, lower, upper = fiber_profile(
+            target, move, position, truth["alpha"], y, jax.random.PRNGKey(k)
         )
-        weights = np.exp(np.asarray(log_density) - np.max(log_density))
-        weights /= weights.sum()
-        alphas = np.asarray(grid["alpha"], dtype=np.float64)
-        mean = float(np.sum(weights * alphas))
-        cdf = np.cumsum(weights)
-        lower, upper = alphas[np.searchsorted(cdf, 0.05)], alphas[np.searchsorted(cdf, 0.95)]
-        sd = float(np.sqrt(np.sum(weights * (alphas - mean) ** 2)))
         rows.append((mean, sd, lower <= truth["alpha"] <= upper))
     means, sds, covered = (np.array(column) for column in zip(*rows, strict=True))
     truths = np.array([truth["alpha"] for _, truth in simulated], dtype=np.float64)
@@ -152,9 +167,43 @@ def fiber(module, simulated):
     }
 
 
+def draw_fiber(module, simulated, settings):
+    """The fiber's profile of alpha through the known-alpha sampler's draws (the right split,
+    the sampler's statistics): the alpha the move would give if every split were right."""
+    target = posterior_target(module.model)
+    move = RescalingMove(gains=mixing_gains)
+    rows = []
+    for k, (y, truth) in enumerate(simulated):
+        alpha = float(truth["alpha"])
+        tree = bn.sample(module.fixed_model(alpha), y, **settings)
+        draws = {
+            site: np.asarray(tree.posterior[site]).reshape((-1,) + truth[site].shape)
+            for site in ("x", "n")
+        }
+        keys = jax.random.split(jax.random.PRNGKey(k), len(draws["x"]))
+        means = [
+            fiber_profile(target, move, {"x": x, "n": n}, alpha, y, key)[0]
+            for x, n, key in zip(draws["x"], draws["n"], keys, strict=True)
+        ]
+        rows.append((float(np.mean(means)), float(np.std(means))))
+    means, spreads = (np.array(column) for column in zip(*rows, strict=True))
+    truths = np.array([truth["alpha"] for _, truth in simulated], dtype=np.float64)
+    return {
+        "alpha_true": truths.tolist(),
+        "draw_profile_mean": means.tolist(),
+        "draw_profile_mean_sd_over_draws": spreads.tolist(),
+        "abs_error_mean": float(np.mean(np.abs(means - truths))),
+        "signed_error_mean": float(np.mean(means - truths)),
+        "signed_error_standard_error": float(np.std(means - truths, ddof=1) / np.sqrt(len(means))),
+        "slope_on_truth": float(np.polyfit(truths, means, 1)[0]),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("diagnostic", choices=["self-consistency", "plug-in", "anchor", "fiber"])
+    parser.add_argument(
+        "diagnostic", choices=["self-consistency", "plug-in", "anchor", "fiber", "draw-fiber"]
+    )
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument("--from", dest="source", type=Path, help="unknown_parameters.py JSON")
     parser.add_argument("--json", type=Path)
@@ -177,6 +226,8 @@ def main():
         result = self_consistency(module, simulated, settings)
     elif args.diagnostic == "fiber":
         result = fiber(module, simulated)
+    elif args.diagnostic == "draw-fiber":
+        result = draw_fiber(module, simulated, settings)
     elif args.diagnostic == "plug-in":
         result = plug_in(module, simulated, settings, estimates)
     else:

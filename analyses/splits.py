@@ -34,6 +34,17 @@ def model_module(model_name: str):
     return load_model_file(ROOT / "models" / f"{model_name}.py")
 
 
+def digit_pairs(split: str, num_images: int):
+    """The split's first ``num_images`` clothing images x and held-out digits n (validation or
+    heldout), each (N, 28, 28, 1) in [0, 1]."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be validation or heldout. Got {split!r}.")
+    fashion_slice, digits_slice, _ = SPLITS[split]
+    x = load_fashion_mnist("test")[0][fashion_slice][:num_images]
+    n = mnist_5k_split()[1][0][digits_slice][:num_images]
+    return x, n
+
+
 def pairs(model_name: str, split: str, num_images: int):
     """The model file's module and the split's true signals x (N, 28, 28, 1), true noise n
     (N, *noise shape) and observations y."""
@@ -48,11 +59,11 @@ def pairs(model_name: str, split: str, num_images: int):
         )
     if split not in SPLITS:
         raise ValueError(f"split must be validation, test or heldout. Got {split!r}.")
-    fashion_slice, digits_slice, seed_offset = SPLITS[split]
-    x = load_fashion_mnist("test")[0][fashion_slice][:num_images]
+    fashion_slice, _, seed_offset = SPLITS[split]
     if model_name == "digits_on_fashion":
-        n = mnist_5k_split()[1][0][digits_slice][:num_images]
+        x, n = digit_pairs(split, num_images)
         return module, x, n, (0.5 * x + 0.5 * n).astype(np.float32)
+    x = load_fashion_mnist("test")[0][fashion_slice][:num_images]
     if hasattr(module, "observe"):
         observed = [module.observe(image, seed_offset + index) for index, image in enumerate(x)]
         n = np.stack([noise for _, noise in observed]).astype(np.float32)

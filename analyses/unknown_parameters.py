@@ -3,6 +3,7 @@
     python analyses/unknown_parameters.py [--model digits_unknown_mixing] [--pairs 16] [--first K]
         [--json out.json] [--conditioning point] [--draws N] [--start-time T0] [--steps N]
         [--guidance-weight W] [--no-rescaling] [--passes P] [--references-from F.json]
+        [--split {test,validation,heldout}]
 
 A model file with one unknown parameter defines ``PARAMETER`` (its site name), ``model``
 (theta a NumPyro site), ``fixed_model(value)`` (theta known) and ``simulate(k)`` (test pair k
@@ -19,6 +20,9 @@ of its central 90% interval, and the PSNR of x's posterior mean for each run. Th
 and wrong-theta PSNRs from an earlier JSON of the same model and sampler settings, on at least
 as many pairs (they do not depend on the theta updates). ``--pool A.json B.json ...`` samples
 nothing: it pools earlier runs of the same model and settings on disjoint pairs into one result.
+``--split heldout`` (digits model) mixes Fashion-MNIST test images 1000- with held-out digits
+500- (``analyses/splits.py``; not shipped) at alpha from seeds 20 000 + k: the check that a
+figure is not particular to the shipped pairs.
 Every result gives the PSNR gap to the known-theta run per pair with its standard error.
 """
 
@@ -30,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import splits
 
 import bayesnoise as bn
 from bayesnoise.atomic import atomic_write_bytes
@@ -111,8 +116,16 @@ def psnr_figures(runs: dict) -> dict:
 
 # Fields that must agree for runs to be pooled (their sampler, theta update and model), with
 # the value of those that runs written before the field existed lack.
-POOLED_FIELDS = ("model", "parameter", "settings", "rescaling", "num_passes", "conditioning")
-FIELD_DEFAULTS = {"num_passes": 1, "first": 0}
+POOLED_FIELDS = (
+    "model",
+    "parameter",
+    "split",
+    "settings",
+    "rescaling",
+    "num_passes",
+    "conditioning",
+)
+FIELD_DEFAULTS = {"num_passes": 1, "first": 0, "split": "test"}
 
 
 def pool(paths) -> dict:
@@ -179,6 +192,13 @@ def main():
     parser.add_argument(
         "--first", type=int, default=0, help="test pairs first .. first + pairs - 1"
     )
+    parser.add_argument(
+        "--split",
+        choices=["test", "validation", "heldout"],
+        default="test",
+        help="test: the model file's simulate(k); validation/heldout: analyses/splits.py's "
+        "images (not shipped), mixed by the file's mix(x, n, seed) (digits model only)",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument(
         "--conditioning", choices=CONDITIONINGS, default="point", help="of the theta updates"
@@ -224,7 +244,17 @@ def main():
     if args.first < 0 or args.pairs < 1:
         parser.error(f"--first must be >= 0 and --pairs >= 1. Got {args.first}, {args.pairs}.")
     pair_ids = range(args.first, args.first + args.pairs)
-    simulated = [module.simulate(seed) for seed in pair_ids]
+    if args.split == "test":
+        simulated = [module.simulate(seed) for seed in pair_ids]
+    elif not hasattr(module, "mix") or args.model != "digits_unknown_mixing":
+        parser.error(
+            f"--split {args.split} needs the digits model (its file's mix(x, n, seed) mixes "
+            f"the split's images). Got --model {args.model}."
+        )
+    else:
+        images, digits = splits.digit_pairs(args.split, pair_ids.stop)
+        seed_offset = splits.SPLITS[args.split][2]
+        simulated = [module.mix(images[k], digits[k], seed_offset + k) for k in pair_ids]
     observations = np.stack([observation for observation, _ in simulated])
     truths = [truth["x"] for _, truth in simulated]
     thetas = np.array([truth[parameter] for _, truth in simulated], dtype=np.float64)
@@ -236,6 +266,7 @@ def main():
         if (
             (earlier["model"], earlier["settings"]) != (args.model, recorded)
             or earlier.get("first", 0) != 0
+            or earlier.get("split", "test") != args.split
             or earlier["pairs"] < args.first + args.pairs
         ):
             parser.error(
@@ -267,6 +298,7 @@ def main():
     result = {
         "model": args.model,
         "parameter": parameter,
+        "split": args.split,
         "pairs": args.pairs,
         "first": args.first,
         "settings": recorded,

@@ -2,7 +2,8 @@
 
 The shipped priors of ``models/digits_on_fashion.py`` (x: Fashion-MNIST, n: MNIST digits) and
 alpha ~ Beta(2, 2), a forward-model parameter (site ``"alpha"``) sampled jointly with (x, n).
-``simulate(seed)`` mixes held-out pair ``seed`` with alpha drawn from U(0.3, 0.7).
+``simulate(seed)`` mixes held-out pair ``seed`` with alpha drawn from U(0.3, 0.7); ``mix(x, n,
+seed)`` does the same for any images.
 """
 
 import numpy as np
@@ -42,11 +43,14 @@ defaults = {
 }
 
 
-def simulate(seed: int = 0):
-    """Held-out pair ``seed`` (0-99) mixed with alpha ~ U(0.3, 0.7) drawn from ``seed``."""
-    testset = load_testset()
-    x = testset["fashion"][seed % 100]
-    n = testset["digits"][seed % 100]
+def mix(x, n, seed: int):
+    """y = (1 - alpha) x + alpha n with alpha ~ U(0.3, 0.7) drawn from ``seed``."""
     alpha = np.random.default_rng(seed).uniform(0.3, 0.7)
     y = (1 - alpha) * x + alpha * n
     return y.astype(np.float32), {"x": x, "n": n, "alpha": np.float32(alpha)}
+
+
+def simulate(seed: int = 0):
+    """Held-out pair ``seed`` (0-99) mixed with alpha ~ U(0.3, 0.7) drawn from ``seed``."""
+    testset = load_testset()
+    return mix(testset["fashion"][seed % 100], testset["digits"][seed % 100], seed)

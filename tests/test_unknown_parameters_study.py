@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def study():
+    sys.path.insert(0, str(ROOT / "analyses"))  # its sibling splits.py
     path = ROOT / "analyses" / "unknown_parameters.py"
     spec = importlib.util.spec_from_file_location("unknown_parameters", path)
     module = importlib.util.module_from_spec(spec)
