@@ -3,7 +3,7 @@
     python analyses/compare.py --task {digits,cs_sine,sine,ood_digits,ood_cs}
         [--methods joint gaussian_noise bm3d nlm lasso gan flow] [--pairs FILE.npz]
         [--num-images 100] [--noise-std SIGMA ...] [--hyper-from FILE.json] [--out-dir DIR]
-        [--suffix WORD] [--batch-size 20]
+        [--suffix WORD] [--batch-size 20] [--split {test,heldout}]
 
 Tasks (x: 28 x 28 x 1 in [0, 1]):
 
@@ -19,7 +19,9 @@ Tasks (x: 28 x 28 x 1 in [0, 1]):
 
 Test pairs: the first ``--num-images`` shipped test images (Fashion-MNIST test 0-99, held-out
 digits 0-99, noise seeds 0-99: the model files' ``simulate(i)``), or faces 0-99 with the same
-noise, or the pairs of ``--pairs FILE.npz`` (arrays ``signal`` (N, 28, 28[, 1]) in [0, 1] and
+noise, or with ``--split heldout`` images that are not shipped (Fashion-MNIST test 1000-1099,
+MNIST-5k held-out digits 500-599, noise seeds 20 000-20 099; ``splits.py``), or the pairs of
+``--pairs FILE.npz`` (arrays ``signal`` (N, 28, 28[, 1]) in [0, 1] and
 ``noise``: digit images in [0, 1] for the digit tasks, (N, 28, 28[, 1]) sinusoidal noise for
 ``sine``, (N, 14, 28[, 1]) measurement noise for the CS tasks).
 
@@ -233,8 +235,11 @@ def check_pairs(path: str | Path, task_name: str) -> tuple[np.ndarray, np.ndarra
     return signal, noise
 
 
-def make_task(name: str, num_images: int, noise_std: float | None, pairs_file=None) -> Task:
-    """The task's forward model, what the baselines know, and its validation and test pairs."""
+def make_task(
+    name: str, num_images: int, noise_std: float | None, pairs_file=None, split: str = "test"
+) -> Task:
+    """The task's forward model, what the baselines know, and its validation and test pairs
+    (``split="heldout"``: ``splits.py``'s held-out images and digits, noise seeds 20 000 + i)."""
     model_name = MODEL_FILE[name]
     module = load_model_file(ROOT / "models" / f"{model_name}.py")
     if model_name == "digits_on_fashion":
@@ -244,6 +249,10 @@ def make_task(name: str, num_images: int, noise_std: float | None, pairs_file=No
     problem, model = problem_and_model(model_name, module, noise_std)
     if pairs_file is not None:
         x, n = (array[:num_images] for array in check_pairs(pairs_file, name))
+    elif split == "heldout":
+        _, x, n, _ = split_pairs(model_name, "heldout", num_images)
+        if noise_std is not None:
+            n = sinusoidal_noise(module, noise_std, range(20_000, 20_000 + len(x)))
     else:
         x = faces(num_images) if name.startswith("ood") else load_testset()["fashion"][:num_images]
         if noise_std is None:
@@ -600,6 +609,12 @@ def parse_args(argv=None):
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--methods", nargs="+", choices=METHODS, help="default: all that apply")
     parser.add_argument("--pairs", type=Path, help="FILE.npz with arrays signal and noise")
+    parser.add_argument(
+        "--split",
+        choices=["test", "heldout"],
+        default="test",
+        help="heldout: Fashion-MNIST test images 1000- (not shipped), splits.py",
+    )
     parser.add_argument("--num-images", type=int, default=100)
     parser.add_argument(
         "--noise-std", type=float, nargs="+", help="sinusoidal noise std(s); several: a sweep"
@@ -630,6 +645,11 @@ def parse_args(argv=None):
         bad = [value for value in args.noise_std if not (0.0 < value < np.inf)]
         if bad:
             parser.error(f"--noise-std must be positive and finite. Got {bad}.")
+    if args.split == "heldout" and (args.pairs is not None or args.task.startswith("ood")):
+        parser.error(
+            f"--split heldout applies to the in-distribution tasks without --pairs. Got --task "
+            f"{args.task}" + (f" and --pairs {args.pairs}." if args.pairs else ".")
+        )
     if args.pairs is not None and not args.pairs.is_file():
         parser.error(f"--pairs must be an existing .npz file. Got {str(args.pairs)!r}.")
     if args.hyper_from is not None:
@@ -651,7 +671,7 @@ def run_one(args, noise_std: float | None) -> dict:
             check_pairs(args.pairs, args.task)
         except ValueError as error:
             raise SystemExit(f"compare.py: error: {error}") from None
-    task = make_task(args.task, args.num_images, noise_std, args.pairs)
+    task = make_task(args.task, args.num_images, noise_std, args.pairs, args.split)
     started_machine = machine()
     rows, shown = compare(task, args.methods, args.batch_size, args.hyper_from)
     tag = args.task + (f"_std{task.noise_std:g}" if task.noise_std is not None else "")
@@ -659,6 +679,12 @@ def run_one(args, noise_std: float | None) -> dict:
     if args.pairs is not None:
         tag += f"_{args.pairs.stem}"
         pairs = f"--pairs {args.pairs}"
+    elif args.split == "heldout":
+        tag += "_heldout"
+        pairs = (
+            "held-out pairs (not shipped; splits.py): Fashion-MNIST test images 1000-, MNIST-5k "
+            "held-out digits 500- or noise seeds 20 000 + i"
+        )
     elif args.task.startswith("ood"):
         pairs = "LFW faces 0-99 of skimage.data.lfw_subset(), resized to 28 x 28"
     else:

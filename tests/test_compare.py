@@ -122,6 +122,7 @@ def test_pairs_file_accepts_a_channel_axis_and_sinusoidal_noise_outside_the_unit
         (["--task", "sine", "--num-images", "0"], r"--num-images must be >= 1. Got 0"),
         (["--task", "sine", "--pairs", "missing.npz"], r"--pairs must be an existing .npz"),
         (["--task", "celeba"], r"argument --task: invalid choice: 'celeba'"),
+        (["--task", "ood_cs", "--split", "heldout"], r"--split heldout applies to the in-dis"),
     ],
 )
 def test_command_line_errors_name_the_argument(compare, capsys, argv, match):
@@ -191,6 +192,21 @@ def test_noise_std_sweep_reports_a_list_per_method(compare, tmp_path, capsys):
     assert len(last["nlm"]["psnr"]) == 2
     assert last["nlm"]["psnr"][0] > last["nlm"]["psnr"][1]  # less noise, better estimate
     assert (tmp_path / "compare_sine_sweep.png").is_file()
+
+
+@pytest.mark.skipif(not FASHION_PRESENT, reason="apt-get install dataset-fashion-mnist")
+def test_heldout_split_takes_images_that_are_not_shipped(compare):
+    shipped = load_testset()
+    digits = compare.make_task("digits", 3, None, split="heldout")
+    x, n = digits.test
+    assert x.shape == n.shape == (3, 28, 28, 1)
+    for held_out, shipped_images in ((x, shipped["fashion"]), (n, shipped["digits"])):
+        distances = np.abs(held_out[:, None] - shipped_images[None]).max(axis=(2, 3, 4))
+        assert distances.min() > 0.1  # no held-out image is a shipped one
+    cs = compare.make_task("cs_sine", 3, None, split="heldout")
+    np.testing.assert_array_equal(cs.test[0], x)  # the same images, noise seeds 20 000 + i
+    tested = compare.make_task("cs_sine", 3, None)
+    assert cs.test[1].shape == tested.test[1].shape and not np.allclose(cs.test[1], tested.test[1])
 
 
 @pytest.mark.skipif(not FASHION_PRESENT, reason="apt-get install dataset-fashion-mnist")
