@@ -270,10 +270,10 @@ def main():
             or earlier["pairs"] < args.first + args.pairs
         ):
             parser.error(
-                f"--references-from must hold the same model and settings and at least as many "
-                f"pairs. Got "
-                f"{earlier['model']}, {earlier['pairs']} pairs, {earlier['settings']} in "
-                f"{args.references_from}; this run: {args.model}, pairs {pair_ids.start}-"
+                f"--references-from must hold the same model, split and settings and at least "
+                f"as many pairs. Got {earlier['model']}, split {earlier.get('split', 'test')}, "
+                f"{earlier['pairs']} pairs, {earlier['settings']} in {args.references_from}; "
+                f"this run: {args.model}, split {args.split}, pairs {pair_ids.start}-"
                 f"{pair_ids.stop - 1}, {recorded}."
             )
         references = {
