@@ -142,6 +142,15 @@ def fiber_profile(target, move, position, alpha, y, key):
     return mean, sd, lower, upper
 
 
+def errors_against_truth(means, truths, prefix: str = "") -> dict:
+    """Mean absolute and signed error of per-pair estimates of alpha, and their slope on it."""
+    return {
+        f"{prefix}abs_error_mean": float(np.mean(np.abs(means - truths))),
+        f"{prefix}signed_error_mean": float(np.mean(means - truths)),
+        f"{prefix}slope_on_truth": float(np.polyfit(truths, means, 1)[0]),
+    }
+
+
 def fiber(module, simulated):
     """The fiber's profile of alpha through each pair's true (x, n) (library's grid)."""
     target = posterior_target(module.model)
@@ -159,9 +168,7 @@ def fiber(module, simulated):
         "alpha_true": truths.tolist(),
         "profile_mean": means.tolist(),
         "profile_sd": sds.tolist(),
-        "profile_abs_error_mean": float(np.mean(np.abs(means - truths))),
-        "profile_signed_error_mean": float(np.mean(means - truths)),
-        "profile_slope_on_truth": float(np.polyfit(truths, means, 1)[0]),
+        **errors_against_truth(means, truths, prefix="profile_"),
         "profile_sd_mean": float(np.mean(sds)),
         "profile_interval_90_coverage": float(np.mean(covered)),
     }
@@ -192,10 +199,8 @@ def draw_fiber(module, simulated, settings):
         "alpha_true": truths.tolist(),
         "draw_profile_mean": means.tolist(),
         "draw_profile_mean_sd_over_draws": spreads.tolist(),
-        "abs_error_mean": float(np.mean(np.abs(means - truths))),
-        "signed_error_mean": float(np.mean(means - truths)),
+        **errors_against_truth(means, truths),
         "signed_error_standard_error": float(np.std(means - truths, ddof=1) / np.sqrt(len(means))),
-        "slope_on_truth": float(np.polyfit(truths, means, 1)[0]),
     }
 
 
