@@ -71,6 +71,7 @@ from bayesnoise.operators import Identity
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "analyses"))
+from splits import SPLITS  # noqa: E402
 from splits import pairs as split_pairs  # noqa: E402
 
 FIGURES = ROOT / "analyses" / "figures"
@@ -252,7 +253,8 @@ def make_task(
     elif split == "heldout":
         _, x, n, _ = split_pairs(model_name, "heldout", num_images)
         if noise_std is not None:
-            n = sinusoidal_noise(module, noise_std, range(20_000, 20_000 + len(x)))
+            first_seed = SPLITS["heldout"][2]
+            n = sinusoidal_noise(module, noise_std, range(first_seed, first_seed + len(x)))
     else:
         x = faces(num_images) if name.startswith("ood") else load_testset()["fashion"][:num_images]
         if noise_std is None:

@@ -246,7 +246,7 @@ def main():
     pair_ids = range(args.first, args.first + args.pairs)
     if args.split == "test":
         simulated = [module.simulate(seed) for seed in pair_ids]
-    elif not hasattr(module, "mix") or args.model != "digits_unknown_mixing":
+    elif args.model != "digits_unknown_mixing":
         parser.error(
             f"--split {args.split} needs the digits model (its file's mix(x, n, seed) mixes "
             f"the split's images). Got --model {args.model}."
