@@ -5,6 +5,7 @@
     python analyses/parameter_diagnostics.py anchor --from F.json [--json F]
     python analyses/parameter_diagnostics.py fiber [--pairs 16] [--json F]
     python analyses/parameter_diagnostics.py draw-fiber [--pairs 16] [--json F]
+    python analyses/parameter_diagnostics.py stray-tolerance [--pairs 16] [--first K] [--json F]
 
 All on ``models/digits_unknown_mixing.py``'s test pairs (``simulate(k)``, alpha_k ~ U(0.3, 0.7))
 with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
@@ -27,12 +28,19 @@ with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
   split, but the sampler's statistics, e.g. its smoothing): its mean over draws against the
   truth. A bias here is the move's with right splits; ``fiber`` minus ``draw-fiber`` is what
   the draws' statistics cost.
+- ``stray-tolerance``: on VALIDATION pairs (``analyses/splits.py``, mixed by the model file's
+  ``mix``), alpha unknown, every trajectory's end-point log density recorded
+  (:class:`bayesnoise.stray.StrayCheck` with an infinite tolerance), then for each tolerance of
+  a grid the trajectories within it of their pair's best are kept: the PSNR of x's mean,
+  alpha's error and coverage, and the kept fraction. The model file's tolerance is chosen
+  here, never on the test pairs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -41,14 +49,17 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from unknown_parameters import posterior_mean_psnr, theta_summary, write_result
+import splits
+from unknown_parameters import posterior_mean_psnr, theta_figures, theta_summary, write_result
 
 import bayesnoise as bn
 import bayesnoise.inference
+from bayesnoise.calibration import randomised_pit
 from bayesnoise.linear_solve import pseudo_inverse
 from bayesnoise.metrics import psnr
 from bayesnoise.model_file import load_model_file
 from bayesnoise.rescaling import RescalingMove, fiber_log_density, mixing_gains
+from bayesnoise.stray import StrayCheck
 from bayesnoise.target import posterior_target
 
 MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "digits_unknown_mixing.py"
@@ -204,12 +215,66 @@ def draw_fiber(module, simulated, settings):
     }
 
 
+TOLERANCES = (25.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0, math.inf)
+
+
+def stray_tolerance(module, simulated, settings):
+    """Figures of the unknown-alpha run for each tolerance of the stray check (one sampling
+    run: the tolerance only decides which trajectories are averaged)."""
+    check = settings.get("stray_check") or StrayCheck()
+    settings = {**settings, "stray_check": StrayCheck(math.inf, check.num_times, check.min_time)}
+    observations = np.stack([y for y, _ in simulated])
+    started = time.perf_counter()
+    tree = bn.sample(module.model, observations, **settings)
+    seconds = time.perf_counter() - started
+    num_pairs = len(simulated)
+    densities = np.asarray(tree.sample_stats["end_point_log_density"]).reshape(-1, num_pairs)
+    diverged = np.asarray(tree.sample_stats["diverging"]).reshape(-1, num_pairs)
+    xs = np.asarray(tree.posterior["x"]).reshape((-1, num_pairs) + simulated[0][1]["x"].shape)
+    alphas = np.asarray(tree.posterior["alpha"]).reshape(-1, num_pairs)
+    truths = np.array([truth["alpha"] for _, truth in simulated], dtype=np.float64)
+    usable = np.where(diverged, -np.inf, densities)
+    rows = []
+    for tolerance in TOLERANCES:
+        kept = ~diverged & (usable >= usable.max(axis=0) - tolerance)
+        psnrs = [
+            float(psnr(xs[kept[:, k], k].mean(axis=0), truth["x"]))
+            for k, (_, truth) in enumerate(simulated)
+        ]
+        means = np.array([alphas[kept[:, k], k].mean() for k in range(num_pairs)])
+        pit = [
+            randomised_pit(alphas[kept[:, k], k].astype(np.float64), truths[k], seed=k)
+            for k in range(num_pairs)
+        ]
+        figures = theta_figures(truths, means, pit)
+        rows.append(
+            {
+                "tolerance": tolerance if math.isfinite(tolerance) else "inf",
+                "psnr_mean_db": float(np.mean(psnrs)),
+                "psnr_db": psnrs,
+                "kept_fraction": float(kept.mean()),
+                **{key: value for key, value in figures.items() if key != "theta_pit"},
+            }
+        )
+        print(
+            f"tolerance {tolerance:>6}: x {rows[-1]['psnr_mean_db']:.2f} dB, alpha abs error "
+            f"{figures['theta_abs_error_mean']:.3f}, 90% coverage "
+            f"{figures['theta_interval_90_coverage']:.2f}, kept {kept.mean():.2f}",
+            flush=True,
+        )
+    return {"seconds": seconds, "rows": rows}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "diagnostic", choices=["self-consistency", "plug-in", "anchor", "fiber", "draw-fiber"]
+        "diagnostic",
+        choices=["self-consistency", "plug-in", "anchor", "fiber", "draw-fiber", "stray-tolerance"],
     )
     parser.add_argument("--pairs", type=int, default=16)
+    parser.add_argument(
+        "--first", type=int, default=0, help="stray-tolerance: validation pairs first, ..."
+    )
     parser.add_argument("--from", dest="source", type=Path, help="unknown_parameters.py JSON")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -227,7 +292,17 @@ def main():
             )
         estimates = estimates[: args.pairs]
     simulated = [module.simulate(seed) for seed in range(args.pairs)]
-    if args.diagnostic == "self-consistency":
+    if args.diagnostic == "stray-tolerance":
+        pair_ids = range(args.first, args.first + args.pairs)
+        images, digits = splits.digit_pairs("validation", pair_ids.stop)
+        seed_offset = splits.SPLITS["validation"][2]
+        simulated = [module.mix(images[k], digits[k], seed_offset + k) for k in pair_ids]
+        result = {
+            "split": "validation",
+            "first": args.first,
+            **stray_tolerance(module, simulated, settings),
+        }
+    elif args.diagnostic == "self-consistency":
         result = self_consistency(module, simulated, settings)
     elif args.diagnostic == "fiber":
         result = fiber(module, simulated)

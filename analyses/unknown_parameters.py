@@ -3,7 +3,7 @@
     python analyses/unknown_parameters.py [--model digits_unknown_mixing] [--pairs 16] [--first K]
         [--json out.json] [--conditioning point] [--draws N] [--start-time T0] [--steps N]
         [--guidance-weight W] [--no-rescaling] [--passes P] [--references-from F.json]
-        [--split {test,validation,heldout}]
+        [--wrong-from F.json] [--no-stray-check] [--split {test,validation,heldout}]
 
 A model file with one unknown parameter defines ``PARAMETER`` (its site name), ``model``
 (theta a NumPyro site), ``fixed_model(value)`` (theta known) and ``simulate(k)`` (test pair k
@@ -18,8 +18,11 @@ of its central 90% interval, and the PSNR of x's posterior mean for each run. Th
 ``parameter_update`` (if any) is used with ``--conditioning``; ``--no-rescaling`` drops its
 ``RescalingMove``; ``--passes`` sets its ``num_passes``. ``--references-from`` takes the known-
 and wrong-theta PSNRs from an earlier JSON of the same model and sampler settings, on at least
-as many pairs (they do not depend on the theta updates). ``--pool A.json B.json ...`` samples
-nothing: it pools earlier runs of the same model and settings on disjoint pairs into one result.
+as many pairs (they do not depend on the theta updates); ``--wrong-from`` takes only the
+wrong-theta PSNRs, whatever that JSON's stray check. The model file's ``stray_check``
+(:mod:`bayesnoise.stray`; ``--no-stray-check`` drops it) applies to all three runs alike.
+``--pool A.json B.json ...`` samples nothing: it pools earlier runs of the same model and
+settings on disjoint pairs into one result.
 ``--split heldout`` (digits model) mixes Fashion-MNIST test images 1000- with held-out digits
 500- (``analyses/splits.py``; not shipped) at alpha from seeds 20 000 + k: the check that a
 figure is not particular to the shipped pairs.
@@ -124,8 +127,9 @@ POOLED_FIELDS = (
     "rescaling",
     "num_passes",
     "conditioning",
+    "stray_check",
 )
-FIELD_DEFAULTS = {"num_passes": 1, "first": 0, "split": "test"}
+FIELD_DEFAULTS = {"num_passes": 1, "first": 0, "split": "test", "stray_check": None}
 
 
 def pool(paths) -> dict:
@@ -217,6 +221,12 @@ def main():
         "--references-from", type=Path, help="known/wrong-theta PSNRs from an earlier JSON"
     )
     parser.add_argument(
+        "--wrong-from", type=Path, help="only the wrong-theta PSNRs from an earlier JSON"
+    )
+    parser.add_argument(
+        "--no-stray-check", action="store_true", help="drop the model file's stray check"
+    )
+    parser.add_argument(
         "--pool", type=Path, nargs="+", help="pool earlier JSONs (disjoint pairs); no sampling"
     )
     args = parser.parse_args()
@@ -231,6 +241,8 @@ def main():
     parameter = module.PARAMETER
     settings = {**module.defaults, "progress": False}
     update = settings.pop("parameter_update", ParameterUpdate())
+    stray_check = None if args.no_stray_check else settings.pop("stray_check", None)
+    settings.pop("stray_check", None)
     update = dataclasses.replace(update, conditioning=args.conditioning)
     if args.no_rescaling:
         update = dataclasses.replace(update, rescaling=None)
@@ -260,40 +272,64 @@ def main():
     thetas = np.array([truth[parameter] for _, truth in simulated], dtype=np.float64)
     wrong_theta = float(posterior_target(module.model).parameter_values[parameter])
     recorded = {key: value for key, value in settings.items() if key != "progress"}
-    references = None
-    if args.references_from is not None:
-        earlier = json.loads(args.references_from.read_text())
+    check_record = None
+    if stray_check is not None:
+        check_record = {
+            name: getattr(stray_check, name) for name in ("tolerance", "num_times", "min_time")
+        }
+    if args.references_from is not None and args.wrong_from is not None:
+        parser.error("Give --references-from or --wrong-from, not both.")
+    references = {}
+    for path, keys in (
+        (args.references_from, ("known", "fixed_at_prior_mean")),
+        (args.wrong_from, ("fixed_at_prior_mean",)),
+    ):
+        if path is None:
+            continue
+        earlier = {**FIELD_DEFAULTS, **json.loads(path.read_text())}
+        same_check = keys != ("known", "fixed_at_prior_mean") or (
+            earlier["stray_check"] == check_record
+        )
         if (
             (earlier["model"], earlier["settings"]) != (args.model, recorded)
-            or earlier.get("first", 0) != 0
-            or earlier.get("split", "test") != args.split
+            or not same_check
+            or earlier["first"] != 0
+            or earlier["split"] != args.split
             or earlier["pairs"] < args.first + args.pairs
         ):
             parser.error(
-                f"--references-from must hold the same model, split and settings and at least "
-                f"as many pairs. Got {earlier['model']}, split {earlier.get('split', 'test')}, "
-                f"{earlier['pairs']} pairs, {earlier['settings']} in {args.references_from}; "
-                f"this run: {args.model}, split {args.split}, pairs {pair_ids.start}-"
-                f"{pair_ids.stop - 1}, {recorded}."
+                f"{path} must hold the same model, split, settings (and, for "
+                f"--references-from, stray check) and at least as many pairs. Got "
+                f"{earlier['model']}, split {earlier['split']}, {earlier['pairs']} pairs, "
+                f"{earlier['settings']}, stray check {earlier['stray_check']}; this run: "
+                f"{args.model}, split {args.split}, pairs {pair_ids.start}-"
+                f"{pair_ids.stop - 1}, {recorded}, stray check {check_record}."
             )
-        references = {
-            key: earlier["psnr_db"][key][pair_ids.start : pair_ids.stop]
-            for key in ("known", "fixed_at_prior_mean")
-        }
+        references.update(
+            {key: earlier["psnr_db"][key][pair_ids.start : pair_ids.stop] for key in keys}
+        )
     started = time.perf_counter()
-    unknown = bn.sample(module.model, observations, parameter_update=update, **settings)
+    unknown = bn.sample(
+        module.model, observations, parameter_update=update, stray_check=stray_check, **settings
+    )
     unknown_seconds = time.perf_counter() - started
-    if references is None:
-        wrong = bn.sample(module.fixed_model(wrong_theta), observations, **settings)
-        known_psnr = []
+    known_strays = None
+    if "known" not in references:
+        known_psnr, known_strays = [], 0
         for k, theta in enumerate(thetas):
-            tree = bn.sample(module.fixed_model(theta), observations[k], **settings)
+            tree = bn.sample(
+                module.fixed_model(theta), observations[k], stray_check=stray_check, **settings
+            )
             draws = np.asarray(tree.posterior["x"]).reshape((-1,) + truths[k].shape)
             known_psnr.append(float(psnr(np.nanmean(draws, axis=0), truths[k])))
-        references = {
-            "known": known_psnr,
-            "fixed_at_prior_mean": posterior_mean_psnr(wrong, truths),
-        }
+            if stray_check is not None:
+                known_strays += int(tree.sample_stats["stray"].sum())
+        references["known"] = known_psnr
+    if "fixed_at_prior_mean" not in references:
+        wrong = bn.sample(
+            module.fixed_model(wrong_theta), observations, stray_check=stray_check, **settings
+        )
+        references["fixed_at_prior_mean"] = posterior_mean_psnr(wrong, truths)
     runs = {"unknown": posterior_mean_psnr(unknown, truths), **references}
     result = {
         "model": args.model,
@@ -309,12 +345,16 @@ def main():
             for name in ("half_width", "num_points", "time", "num_sweeps")
         },
         "num_passes": update.num_passes,
+        "stray_check": check_record,
         "references_from": None if args.references_from is None else str(args.references_from),
+        "wrong_from": None if args.wrong_from is None else str(args.wrong_from),
         "theta_fixed_wrong": wrong_theta,
         **theta_summary(unknown, parameter, thetas),
         "conditioning": args.conditioning,
         **psnr_figures(runs),
         "diverged_unknown": int(unknown.sample_stats["diverging"].sum()),
+        "strays_unknown": None if stray_check is None else int(unknown.sample_stats["stray"].sum()),
+        "strays_known": known_strays,
         "parameter_acceptance_rate_mean": float(
             np.nanmean(unknown.sample_stats["parameter_acceptance_rate"])
         ),

@@ -24,6 +24,9 @@ and updated after each step by :func:`bayesnoise.parameters.update_parameters` (
 ``RescalingMove``, moved with (x, n) after the last step; with ``num_passes`` > 1, (x, n) are
 then redrawn given each trajectory's theta and moved again); models without them run exactly as
 before.
+
+With a :class:`~bayesnoise.stray.StrayCheck`, the end points are compared by their joint density
+and the trajectories far below their image's best are flagged and left out, like diverged ones.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from bayesnoise.rescaling import rescale
 from bayesnoise.samplers.base import SamplerState
 from bayesnoise.samplers.registry import get_sampler
 from bayesnoise.sde import time_grid
+from bayesnoise.stray import StrayCheck, end_point_log_density, strays
 from bayesnoise.target import posterior_target
 
 __all__ = ["sample", "TRACE_COUNTS"]
@@ -186,6 +190,23 @@ def _rescale_trajectories(target, carry, observations, trajectory_ids, key, move
     return eqx.tree_at(lambda c: (c.positions, c.parameters), carry, (positions, parameters))
 
 
+@eqx.filter_jit
+def _end_point_log_densities(target, carry, observations, image_ids, key, check):
+    """Every trajectory's end-point log density (:func:`bayesnoise.stray.end_point_log_density`),
+    with the same random numbers for the trajectories of one image."""
+
+    def one(arguments):
+        position, parameters, observation, image = arguments
+        observed_target = target.with_observation(observation)
+        return end_point_log_density(
+            observed_target, position, parameters, jax.random.fold_in(key, image), check
+        )
+
+    return jax.lax.map(
+        one, (carry.positions, carry.parameters, observations, image_ids), batch_size=16
+    )
+
+
 def _initial_positions(target, key, observations, num_trajectories, start_time):
     """Draws from the SDE's prior at t = 1, or the observation diffused to ``start_time``.
 
@@ -322,6 +343,7 @@ def sample(
     progress: bool = True,
     divergence_bound: float | None = None,
     parameter_update: ParameterUpdate | None = None,
+    stray_check: StrayCheck | None = None,
 ):
     """Sample the joint posterior p(x, n | y) of a NumPyro ``model``.
 
@@ -355,6 +377,10 @@ def sample(
         default ``ParameterUpdate()``); unused by models without forward-model parameters. With
         ``num_passes`` > 1 the reverse diffusion runs that often; ``sample_stats`` holds the
         last pass's residual trace and pass 1's acceptance of theta.
+    stray_check : a :class:`bayesnoise.stray.StrayCheck`: each trajectory's end point gets its
+        log prior density (``sample_stats.end_point_log_density``: the priors' ELBOs and log
+        p(theta)), and those more than ``tolerance`` below the best of their image are strays
+        (``sample_stats.stray``, NaN in the posterior). None (default): no check.
 
     Returns
     -------
@@ -386,6 +412,11 @@ def sample(
         raise TypeError(
             "parameter_update must be a bayesnoise.parameters.ParameterUpdate. "
             f"Got {type(parameter_update).__name__}."
+        )
+    if stray_check is not None and not isinstance(stray_check, StrayCheck):
+        raise TypeError(
+            "stray_check must be a bayesnoise.stray.StrayCheck or None. "
+            f"Got {type(stray_check).__name__}."
         )
 
     started = wallclock.perf_counter()
@@ -464,12 +495,28 @@ def sample(
                     jax.random.fold_in(pass_key, num_steps),
                     parameter_update.rescaling,
                 )
-    jax.block_until_ready(carry)
-    wall_time = wallclock.perf_counter() - started
 
     def unflat(values):  # (padded, ...) -> (image, trajectory, ...)
         values = _gather(values)[:batch]
         return values.reshape((num_images, num_trajectories) + values.shape[1:])
+
+    end_point_densities = stray = None
+    if stray_check is not None:
+        end_point_densities = unflat(
+            _end_point_log_densities(
+                target,
+                carry,
+                row_observations,
+                _shard(jnp.asarray(image_of_row, dtype=jnp.int32), num_devices),
+                jax.random.fold_in(init_key, 3),
+                stray_check,
+            )
+        )
+        stray = np.asarray(
+            strays(end_point_densities, unflat(carry.diverged), stray_check.tolerance)
+        )
+    jax.block_until_ready(carry)
+    wall_time = wallclock.perf_counter() - started
 
     final_positions = {name: unflat(value) for name, value in carry.positions.items()}
     final_parameters = {name: unflat(value) for name, value in carry.parameters.items()}
@@ -485,6 +532,8 @@ def sample(
         positions={**final_positions, **final_parameters},
         observations=observations,
         diverged=unflat(carry.diverged),
+        stray=stray,
+        end_point_log_density=end_point_densities,
         final_residual=final_residual,
         residual_trace=residual_trace[:, :batch].reshape(num_steps, num_images, num_trajectories),
         solver_failures=unflat(carry.solver_failures),
@@ -506,7 +555,8 @@ def sample(
             "sampler_options": repr(sampler_options or {}),
             "num_steps": num_steps,
             "network_evaluations_per_prior": num_passes
-            * sampler.network_evaluations(num_steps, sampler_options),
+            * sampler.network_evaluations(num_steps, sampler_options)
+            + (0 if stray_check is None else stray_check.num_times),
             "start_time": float(start_time),
             "time_spacing": time_spacing,
             "seed": seed,
@@ -516,6 +566,7 @@ def sample(
             "wall_time_s": wall_time,
             "divergence_bound": float(divergence_bound),
             **parameter_attrs,
+            **({} if stray_check is None else {"stray_tolerance": float(stray_check.tolerance)}),
         },
     )
 

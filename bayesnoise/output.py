@@ -49,6 +49,8 @@ def to_datatree(
     measurement_std=None,
     predictive_std=None,
     parameter_acceptance=None,
+    stray=None,
+    end_point_log_density=None,
     time_grid=None,
     seed=0,
     single_image,
@@ -72,8 +74,12 @@ def to_datatree(
     dims). ``predictive_std`` (image, trajectory, ...), when given, is each draw's likelihood
     std for the posterior predictive (a theta may set it) in place of ``measurement_std``;
     ``parameter_acceptance`` is each trajectory's mean HMC acceptance of theta's updates.
+
+    ``stray`` (image, trajectory), when given, flags trajectories left out like diverged ones
+    (NaN; :mod:`bayesnoise.stray`), in ``sample_stats.stray`` beside ``end_point_log_density``.
     """
     diverged = np.asarray(diverged)
+    left_out = diverged if stray is None else diverged | np.asarray(stray)
 
     def arrange(values):  # (image, trajectory, ...) -> (chain, draw, [image,] ...)
         values = np.asarray(values)
@@ -84,16 +90,16 @@ def to_datatree(
         values = np.moveaxis(values, 0, 2)
         return values[:, :, 0] if single_image else values
 
-    def without_diverged(values):
+    def without_left_out(values):
         values = np.asarray(values, dtype=np.float32).copy()
-        values[diverged] = np.nan
+        values[left_out] = np.nan
         return arrange(values)
 
     image_dims = [] if single_image else ["image"]
     posterior, dims, taken = {}, {}, {}
     latent_dims = {}
     for name, values in positions.items():
-        posterior[name] = without_diverged(values)
+        posterior[name] = without_left_out(values)
         latent_dims[name] = _event_dims(name, np.shape(values)[2:], taken)
         dims[name] = image_dims + latent_dims[name]
     observed = np.asarray(observations)
@@ -115,6 +121,10 @@ def to_datatree(
     if parameter_acceptance is not None:
         sample_stats["parameter_acceptance_rate"] = arrange(parameter_acceptance)
         dims["parameter_acceptance_rate"] = image_dims
+    if stray is not None:
+        sample_stats["stray"] = arrange(stray)
+        sample_stats["end_point_log_density"] = arrange(end_point_log_density)
+        dims["stray"] = dims["end_point_log_density"] = image_dims
     if solver_failures is not None:
         sample_stats["solver_failures"] = arrange(solver_failures)
         sample_stats["solver_steps_max"] = arrange(solver_steps_max)
@@ -142,7 +152,7 @@ def to_datatree(
                 predicted.shape,
             )
         noise = np.random.default_rng(seed).standard_normal(predicted.shape, dtype=np.float32)
-        groups["posterior_predictive"] = {"y": without_diverged(predicted + std * noise)}
+        groups["posterior_predictive"] = {"y": without_left_out(predicted + std * noise)}
     return arviz_base.from_dict(
         groups, dims=dims, attrs={"posterior": attrs, "sample_stats": attrs}
     )

@@ -15,6 +15,7 @@ from bayesnoise.checkpoints import load_score_prior
 from bayesnoise.data import load_testset
 from bayesnoise.parameters import ParameterUpdate
 from bayesnoise.rescaling import RescalingMove, mixing_gains
+from bayesnoise.stray import StrayCheck
 
 signal_prior = load_score_prior(assets.path("fashion_unet.eqx"))
 noise_prior = load_score_prior(assets.path("digits_unet.eqx"))
@@ -32,6 +33,9 @@ def fixed_model(alpha: float):
 # t0 = 0.4): with alpha at its prior mean 0.5 the observation operator is the same. After the
 # last step, alpha moves with x and n along y's fiber (bayesnoise/rescaling.py): the priors'
 # stroke intensity and clothing contrast pin alpha where the HMC steps on alpha cannot.
+# Trajectories whose end point is more than 100 nats less probable under the priors than the
+# best of their image are strays on a wrong split of y, left out (bayesnoise/stray.py; the
+# tolerance chosen on validation pairs: analyses/parameter_diagnostics.py stray-tolerance).
 defaults = {
     "sampler": "ddim_dps",
     "num_steps": 50,
@@ -40,6 +44,7 @@ defaults = {
     "start_time": 0.4,
     "sampler_options": {"guidance_weight": 2.0, "eta": 1.0},
     "parameter_update": ParameterUpdate(rescaling=RescalingMove(gains=mixing_gains)),
+    "stray_check": StrayCheck(tolerance=100.0),
 }
 
 
