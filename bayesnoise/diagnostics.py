@@ -107,8 +107,9 @@ def _parameter_posterior(draws) -> dict:
 def summarize(tree) -> dict:
     """A JSON-ready summary of a posterior of independent draws.
 
-    Top level: draws, divergences, solver failures, the final residual norm. Per latent: the
-    number of usable (non-diverged) draws, the median and max over elements of the Monte Carlo
+    Top level: draws, divergences, strays (when checked, :mod:`bayesnoise.stray`), solver
+    failures, the final residual norm. Per latent: the number of usable (neither diverged nor
+    stray) draws, the median and max over elements of the Monte Carlo
     standard error of the posterior mean and sd, and the split check (see
     :func:`_split_check`). Forward-model parameters (named in the ``forward_model_parameters``
     attribute) also get ``posterior``: mean, sd and central 90% interval, and the summary the
@@ -126,6 +127,8 @@ def summarize(tree) -> dict:
         "num_diverged": int(diverging.sum()),
         "final_residual_norm_mean": _finite_or_none(np.nanmean(stats["residual_norm"])),
     }
+    if "stray" in stats:
+        summary["num_strays"] = int(np.asarray(stats["stray"]).sum())
     if "solver_failures" in stats:
         failures = np.asarray(stats["solver_failures"])
         summary["num_trajectories_with_solver_failures"] = int(np.sum(failures > 0))

@@ -414,7 +414,8 @@ def _render_latent(pngs: dict[str, bytes], latent: _Latent, max_draws: int) -> s
         )
         exclusion = (
             f"{excluded} of {total} draws excluded from the mean and std of {name} because they "
-            f"contain NaN or inf (diverged chains; {per_chain}). The mean and std use {kept} draws."
+            f"contain NaN or inf (diverged or stray trajectories; {per_chain}). The mean and "
+            f"std use {kept} draws."
         )
     else:
         exclusion = f"0 of {total} draws excluded: the mean and std of {name} use all {total}."

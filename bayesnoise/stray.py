@@ -92,7 +92,8 @@ def log_snr_grid(sde, key, check: StrayCheck):
     """The diffusion times of the lambda-uniform grid and the grid's lambda range."""
     top, bottom = _log_snr(sde, check.min_time), _log_snr(sde, 1.0)
     offset = jax.random.uniform(key)
-    values = bottom + (top - bottom) * (jnp.arange(check.num_times, dtype=jnp.float32) + offset) / check.num_times
+    fractions = (jnp.arange(check.num_times, dtype=jnp.float32) + offset) / check.num_times
+    values = bottom + (top - bottom) * fractions
     times = jax.vmap(lambda value: _time_of_log_snr(sde, value, check.min_time))(values)
     return times, top - bottom
 

@@ -84,6 +84,8 @@ def test_sample_records_densities_and_leaves_strays_out():
     assert np.all(np.isnan(x[stray])) and np.all(np.isfinite(x[~stray]))
     assert np.all(np.isnan(np.asarray(strict.posterior_predictive["y"])[stray]))
     assert strict.posterior.attrs["stray_tolerance"] == pytest.approx(1e-3)
+    summary = bn.summarize(strict)
+    assert summary["num_strays"] == int(stray.sum()) and summary["num_diverged"] == 0
 
 
 @pytest.mark.parametrize(
