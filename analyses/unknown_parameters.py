@@ -177,6 +177,12 @@ def pool(paths) -> dict:
         ),
         **psnr_figures(runs),
         "diverged_unknown": int(sum(result["diverged_unknown"] for result in results)),
+        **{
+            key: None
+            if any(result.get(key) is None for result in results)
+            else int(sum(result[key] for result in results))
+            for key in ("strays_unknown", "strays_known")
+        },
         "unknown_seconds": float(sum(result["unknown_seconds"] for result in results)),
     }
 

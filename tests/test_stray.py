@@ -65,16 +65,16 @@ def test_strays_are_those_beyond_the_tolerance_of_the_best_usable():
 def test_sample_records_densities_and_leaves_strays_out():
     model = PROBLEMS["coloured_denoising"]
     y = np.stack([observation_of(model, seed) for seed in (0, 1)])
-    options = dict(sampler="dps", num_chains=2, num_draws=3, num_steps=20, progress=False)
+    options = dict(sampler="dps", num_chains=2, num_draws=3, num_steps=8, progress=False)
     plain = bn.sample(model, y, **options)
-    recorded = bn.sample(model, y, stray_check=StrayCheck(math.inf, num_times=8), **options)
+    recorded = bn.sample(model, y, stray_check=StrayCheck(math.inf, num_times=4), **options)
     # an infinite tolerance records the densities and leaves every draw in place
     np.testing.assert_array_equal(plain.posterior["x"], recorded.posterior["x"])
     densities = np.asarray(recorded.sample_stats["end_point_log_density"])
     assert densities.shape == (2, 3, 2) and np.all(np.isfinite(densities))
     assert not recorded.sample_stats["stray"].values.any()
 
-    strict = bn.sample(model, y, stray_check=StrayCheck(1e-3, num_times=8), **options)
+    strict = bn.sample(model, y, stray_check=StrayCheck(1e-3, num_times=4), **options)
     stray = np.asarray(strict.sample_stats["stray"])
     np.testing.assert_array_equal(strict.sample_stats["end_point_log_density"], densities)
     assert np.all((~stray).sum(axis=(0, 1)) == 1)  # only each image's best is within 1e-3 nats
