@@ -25,7 +25,7 @@ and updated after each step by :func:`bayesnoise.parameters.update_parameters` (
 then redrawn given each trajectory's theta and moved again); models without them run exactly as
 before.
 
-With a :class:`~bayesnoise.stray.StrayCheck`, the end points are compared by their joint density
+With a :class:`~bayesnoise.stray.StrayCheck`, the end points are compared by their prior density
 and the trajectories far below their image's best are flagged and left out, like diverged ones.
 """
 

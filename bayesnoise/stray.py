@@ -1,7 +1,7 @@
 """Stray trajectories: those whose final (x, n) the model finds far less probable than the best.
 
 Each trajectory of the reverse diffusion settles on one split of y into signal and noise. Most
-settle on the same one; a few stray onto a wrong split (part of the digit in the clothing, a
+settle on the same one; some stray onto a wrong split (part of the digit in the clothing, a
 mixing weight near 0 or 1) that fits y as well but is improbable under the priors. Averaging them
 in costs several dB. The fiber move of :mod:`bayesnoise.rescaling` is local to a split, so
 trajectories are compared across splits by the prior density of their end points,
