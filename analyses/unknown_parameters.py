@@ -286,19 +286,17 @@ def main():
     if args.references_from is not None and args.wrong_from is not None:
         parser.error("Give --references-from or --wrong-from, not both.")
     references = {}
-    for path, keys in (
-        (args.references_from, ("known", "fixed_at_prior_mean")),
-        (args.wrong_from, ("fixed_at_prior_mean",)),
+    # the known-theta run must have had this run's stray check; the wrong-theta one may not
+    for path, keys, same_check_needed in (
+        (args.references_from, ("known", "fixed_at_prior_mean"), True),
+        (args.wrong_from, ("fixed_at_prior_mean",), False),
     ):
         if path is None:
             continue
         earlier = {**FIELD_DEFAULTS, **json.loads(path.read_text())}
-        same_check = keys != ("known", "fixed_at_prior_mean") or (
-            earlier["stray_check"] == check_record
-        )
         if (
             (earlier["model"], earlier["settings"]) != (args.model, recorded)
-            or not same_check
+            or (same_check_needed and earlier["stray_check"] != check_record)
             or earlier["first"] != 0
             or earlier["split"] != args.split
             or earlier["pairs"] < args.first + args.pairs

@@ -102,3 +102,15 @@ def test_runs_written_before_num_passes_existed_pool_as_one_pass(study, tmp_path
         [write(tmp_path, "old.json", old), write(tmp_path, "new.json", fake_run(8, 8, 1))]
     )
     assert pooled["num_passes"] == 1 and pooled["pairs"] == 16
+
+
+def test_pooling_sums_stray_counts_and_refuses_another_stray_check(study, tmp_path):
+    check = {"tolerance": 100.0, "num_times": 32, "min_time": 0.001}
+    first = write(tmp_path, "a.json", fake_run(0, 8, 0, stray_check=check, strays_unknown=3))
+    second = write(tmp_path, "b.json", fake_run(8, 8, 1, stray_check=check, strays_unknown=4))
+    pooled = study.pool([first, second])
+    assert pooled["stray_check"] == check and pooled["strays_unknown"] == 7
+    assert pooled["strays_known"] is None  # not recorded by either run
+    unchecked = write(tmp_path, "c.json", fake_run(8, 8, 1))  # a run from before the check
+    with pytest.raises(ValueError, match="stray_check"):
+        study.pool([first, unchecked])
