@@ -109,8 +109,8 @@ def summarize(tree) -> dict:
 
     Top level: draws, divergences, strays (when checked, :mod:`bayesnoise.stray`), solver
     failures, the final residual norm. Per latent: the number of usable (neither diverged nor
-    stray) draws, the median and max over elements of the Monte Carlo
-    standard error of the posterior mean and sd, and the split check (see
+    stray) draws, the median and max over elements of the Monte Carlo standard error of the
+    posterior mean and sd, and the split check (see
     :func:`_split_check`). Forward-model parameters (named in the ``forward_model_parameters``
     attribute) also get ``posterior``: mean, sd and central 90% interval, and the summary the
     mean HMC acceptance of their updates. ``dependent_draw_diagnostics``: R-hat and ESS,
