@@ -39,6 +39,7 @@ with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -59,7 +60,7 @@ from bayesnoise.linear_solve import pseudo_inverse
 from bayesnoise.metrics import psnr
 from bayesnoise.model_file import load_model_file
 from bayesnoise.rescaling import RescalingMove, fiber_log_density, mixing_gains
-from bayesnoise.stray import StrayCheck
+from bayesnoise.stray import StrayCheck, strays
 from bayesnoise.target import posterior_target
 
 MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "digits_unknown_mixing.py"
@@ -222,7 +223,7 @@ def stray_tolerance(module, simulated, settings):
     """Figures of the unknown-alpha run for each tolerance of the stray check (one sampling
     run: the tolerance only decides which trajectories are averaged)."""
     check = settings.get("stray_check") or StrayCheck()
-    settings = {**settings, "stray_check": StrayCheck(math.inf, check.num_times, check.min_time)}
+    settings = {**settings, "stray_check": dataclasses.replace(check, tolerance=math.inf)}
     observations = np.stack([y for y, _ in simulated])
     started = time.perf_counter()
     tree = bn.sample(module.model, observations, **settings)
@@ -233,10 +234,9 @@ def stray_tolerance(module, simulated, settings):
     xs = np.asarray(tree.posterior["x"]).reshape((-1, num_pairs) + simulated[0][1]["x"].shape)
     alphas = np.asarray(tree.posterior["alpha"]).reshape(-1, num_pairs)
     truths = np.array([truth["alpha"] for _, truth in simulated], dtype=np.float64)
-    usable = np.where(diverged, -np.inf, densities)
     rows = []
     for tolerance in TOLERANCES:
-        kept = ~diverged & (usable >= usable.max(axis=0) - tolerance)
+        kept = ~diverged & ~np.asarray(strays(densities.T, diverged.T, tolerance)).T
         psnrs = [
             float(psnr(xs[kept[:, k], k].mean(axis=0), truth["x"]))
             for k, (_, truth) in enumerate(simulated)

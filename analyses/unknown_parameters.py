@@ -247,8 +247,9 @@ def main():
     parameter = module.PARAMETER
     settings = {**module.defaults, "progress": False}
     update = settings.pop("parameter_update", ParameterUpdate())
-    stray_check = None if args.no_stray_check else settings.pop("stray_check", None)
-    settings.pop("stray_check", None)
+    stray_check = settings.pop("stray_check", None)
+    if args.no_stray_check:
+        stray_check = None
     update = dataclasses.replace(update, conditioning=args.conditioning)
     if args.no_rescaling:
         update = dataclasses.replace(update, rescaling=None)
