@@ -6,12 +6,19 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 import pytest
-from gaussian_problems import PROBLEMS, observation_of
+from gaussian_problems import PROBLEMS, SDE, observation_of
 from test_rescaling import isotropic_model
 
 import bayesnoise as bn
-from bayesnoise.stray import StrayCheck, end_point_log_density, prior_log_density_bound, strays
+from bayesnoise.stray import (
+    StrayCheck,
+    end_point_log_density,
+    fiber_log_volume,
+    prior_log_density_bound,
+    strays,
+)
 from bayesnoise.target import posterior_target
 
 
@@ -39,7 +46,7 @@ def test_bound_differences_match_the_gaussian_log_density():
     assert abs(differences.mean() - float(exact)) < 4 * standard_error + 0.01 * float(exact)
 
 
-def test_end_point_density_adds_the_parameter_prior():
+def test_end_point_density_adds_the_parameter_prior_and_the_fiber_volume():
     target = posterior_target(isotropic_model())
     position = {"x": jnp.full(16, 0.1), "n": jnp.full(16, -0.1)}
     key, check = jax.random.key(2), StrayCheck(num_times=8)
@@ -47,7 +54,41 @@ def test_end_point_density_adds_the_parameter_prior():
     for alpha in (0.3, 0.6):
         total = end_point_log_density(target, position, {"alpha": jnp.asarray(alpha)}, key, check)
         beta_2_2 = math.log(6 * alpha * (1 - alpha))
-        np.testing.assert_allclose(total, sum(bounds.values()) + beta_2_2, rtol=1e-5)
+        volume = -8 * math.log((1 - alpha) ** 2 + alpha**2)  # det(J J^T)^(-1/2), d = 16
+        np.testing.assert_allclose(total, sum(bounds.values()) + beta_2_2 + volume, rtol=1e-5)
+
+
+def test_fiber_volume_of_general_operators():
+    """-1/2 log det((1 - alpha)^2 A A^T + alpha^2 B B^T) for matrices A, B (8 x 16)."""
+    keys = jax.random.split(jax.random.key(3), 3)
+    a, b = (jax.random.normal(key, (8, 16)) / 4 for key in keys[:2])
+    prior = bn.GaussianPrior((16,), SDE, variance=0.1)
+    model = bn.joint_model(
+        prior,
+        prior,
+        signal_operator=lambda x: a @ x,
+        noise_operator=lambda n: b @ n,
+        mixing=dist.Beta(2.0, 2.0),
+    )
+    target = posterior_target(model)
+    position = {"x": jax.random.normal(keys[2], (16,)), "n": jnp.zeros(16)}
+    for alpha in (0.2, 0.7):
+        gram = (1 - alpha) ** 2 * a @ a.T + alpha**2 * b @ b.T
+        expected = -0.5 * np.linalg.slogdet(np.asarray(gram, dtype=np.float64))[1]
+        volume = fiber_log_volume(target, position, {"alpha": jnp.asarray(alpha)})
+        np.testing.assert_allclose(volume, expected, rtol=1e-4)
+
+
+def test_known_parameters_leave_the_fiber_volume_out():
+    """Without parameters the volume is a constant: the density is the priors' ELBOs alone."""
+    signal = bn.GaussianPrior((16,), SDE, variance=0.2)
+    noise = bn.GaussianPrior((16,), SDE, variance=0.05)
+    target = posterior_target(bn.joint_model(signal, noise, mixing=0.3))
+    position = {"x": jnp.full(16, 0.1), "n": jnp.full(16, -0.1)}
+    key, check = jax.random.key(2), StrayCheck(num_times=8)
+    bounds = prior_log_density_bound(target, position, key, check)
+    total = end_point_log_density(target, position, {}, key, check)
+    np.testing.assert_allclose(total, sum(bounds.values()), rtol=1e-6)
 
 
 def test_strays_are_those_beyond_the_tolerance_of_the_best_usable():
