@@ -33,9 +33,10 @@ def fixed_model(alpha: float):
 # t0 = 0.4): with alpha at its prior mean 0.5 the observation operator is the same. After the
 # last step, alpha moves with x and n along y's fiber (bayesnoise/rescaling.py): the priors'
 # stroke intensity and clothing contrast pin alpha where the HMC steps on alpha cannot.
-# Trajectories whose end point is more than 100 nats less probable under the priors than the
-# best of their image are strays on a wrong split of y, left out (bayesnoise/stray.py; the
-# tolerance chosen on validation pairs: analyses/parameter_diagnostics.py stray-tolerance).
+# Trajectories whose end point is more than 100 nats less probable on y's fiber (the priors,
+# p(alpha) and the likelihood's volume) than the best of their image are strays on a wrong split
+# of y, left out (bayesnoise/stray.py; the tolerance chosen on validation pairs:
+# analyses/parameter_diagnostics.py stray-tolerance).
 defaults = {
     "sampler": "ddim_dps",
     "num_steps": 50,
