@@ -25,8 +25,9 @@ and updated after each step by :func:`bayesnoise.parameters.update_parameters` (
 then redrawn given each trajectory's theta and moved again); models without them run exactly as
 before.
 
-With a :class:`~bayesnoise.stray.StrayCheck`, the end points are compared by their density on y's
-fiber (the priors', and the likelihood's volume when theta is unknown) and the trajectories far below their image's best are flagged and left out, like diverged ones.
+With a :class:`~bayesnoise.stray.StrayCheck`, the end points are compared by their density on
+y's fiber (the priors', and the likelihood's volume when theta is unknown) and the trajectories
+far below their image's best are flagged and left out, like diverged ones.
 """
 
 from __future__ import annotations
@@ -379,8 +380,9 @@ def sample(
         last pass's residual trace and pass 1's acceptance of theta.
     stray_check : a :class:`bayesnoise.stray.StrayCheck`: each trajectory's end point gets its
         log density on y's fiber (``sample_stats.end_point_log_density``: the priors' ELBOs,
-        and log p(theta) and the fiber's volume when theta is unknown), and those more than ``tolerance`` below the best of their image are strays
-        (``sample_stats.stray``, NaN in the posterior). None (default): no check.
+        and log p(theta) and the fiber's volume when theta is unknown), and those more than
+        ``tolerance`` below the best of their image are strays (``sample_stats.stray``, NaN in
+        the posterior). None (default): no check.
 
     Returns
     -------
