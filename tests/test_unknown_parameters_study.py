@@ -114,3 +114,25 @@ def test_pooling_sums_stray_counts_and_refuses_another_stray_check(study, tmp_pa
     unchecked = write(tmp_path, "c.json", fake_run(8, 8, 1))  # a run from before the check
     with pytest.raises(ValueError, match="stray_check"):
         study.pool([first, unchecked])
+
+
+def test_stray_tolerance_rows_average_the_kept_trajectories():
+    """analyses/stray_tolerance.py: a stray (density 300 below the best) is averaged in only
+    from tolerance 300 on; a diverged trajectory never is."""
+    sys.path.insert(0, str(ROOT / "analyses"))
+    path = ROOT / "analyses" / "stray_tolerance.py"
+    spec = importlib.util.spec_from_file_location("stray_tolerance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    truth = np.full((1, 4, 4), 0.5, np.float32)
+    # (trajectory, image, 4, 4): two right, a stray of zeros, a diverged one of ones
+    draws = np.stack([truth, truth, np.zeros_like(truth), np.ones_like(truth)])
+    densities = np.array([[0.0], [-5.0], [-300.0], [10.0]])
+    diverged = np.array([[False], [False], [False], [True]])
+    rows = {
+        row["tolerance"]: row for row in module.tolerance_rows(truth, draws, densities, diverged)
+    }
+    assert rows[100.0]["kept_fraction"] == 0.5 and rows[100.0]["psnr_mean_db"] > 100
+    assert rows[500.0]["kept_fraction"] == 0.75
+    # the stray (all zeros) pulls the mean to 1/3: PSNR of a 1/6 error
+    np.testing.assert_allclose(rows["inf"]["psnr_mean_db"], 20 * np.log10(6), rtol=1e-4)
