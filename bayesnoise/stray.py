@@ -9,8 +9,8 @@ fiber {(x, n): A_theta x + B_theta n = y}, y's likelihood integrated across it:
 
     log p(x) + log p(n) + log p(theta) - 1/2 log det(J J^T),   J = d(A_theta x + B_theta n)/d(x, n).
 
-The last term is that integral (a Gaussian likelihood of any std integrates to det(J J^T)^-1/2
-across the fiber; the coarea formula): it is the volume the likelihood gives the fiber of theta,
+The last term is that integral (a Gaussian likelihood of any covariance integrates to
+det(J J^T)^-1/2 across the fiber; the coarea formula): the likelihood's volume on theta's fiber,
 ((1 - alpha)^2 + alpha^2)^(-d/2) for y = (1 - alpha) x + alpha n, 268 nats more at alpha = 0.45
 than at alpha = 0 for a 28 x 28 image. It depends on theta only (linear operators), so it is left
 out when theta is known. y's residual is left out too: every end point explains y to the

@@ -79,6 +79,13 @@ def test_fiber_volume_of_general_operators():
         np.testing.assert_allclose(volume, expected, rtol=1e-4)
 
 
+def test_fiber_volume_refuses_a_jacobian_too_large_to_form():
+    target = posterior_target(isotropic_model(size=8192))
+    position = {"x": jnp.zeros(8192), "n": jnp.zeros(8192)}
+    with pytest.raises(ValueError, match="forms the Jacobian of the forward model densely"):
+        fiber_log_volume(target, position, {"alpha": jnp.asarray(0.5)})
+
+
 def test_known_parameters_leave_the_fiber_volume_out():
     """Without parameters the volume is a constant: the density is the priors' ELBOs alone."""
     signal = bn.GaussianPrior((16,), SDE, variance=0.2)
