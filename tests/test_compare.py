@@ -216,3 +216,33 @@ def test_hyper_parameters_are_the_best_on_validation_pairs(compare, tmp_path, ca
     row = json.loads((tmp_path / "compare_sine_std0.2.json").read_text())["rows"][1]
     assert len(row["validation"]) == 12
     assert row["hyper"] == max(row["validation"], key=lambda tried: tried["psnr"])["hyper"]
+
+
+def test_merged_sweeps_hold_every_method_and_refuse_other_noise_levels(tmp_path):
+    sys.path.insert(0, str(ROOT / "analyses"))
+    spec = importlib.util.spec_from_file_location(
+        "merge_sweeps", ROOT / "analyses" / "merge_sweeps.py"
+    )
+    merge_sweeps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(merge_sweeps)
+
+    def sweep(method, stds, offset):
+        entry = {"psnr": [20.0 + offset] * len(stds), "psnr_per_image": [[20.0, 21.0]] * len(stds)}
+        methods = {"input": {**entry, "psnr": [15.0] * len(stds)}, method: entry}
+        return {"task": "sine", "noise_std": stds, "command": method, "methods": methods}
+
+    paths = []
+    for method, offset in (("gan", 1.0), ("flow", 2.0)):
+        paths.append(tmp_path / f"{method}.json")
+        paths[-1].write_text(json.dumps(sweep(method, [0.1, 0.2], offset)))
+    out = tmp_path / "merged.json"
+    merge_sweeps.main([*map(str, paths), "--out", str(out)])
+    merged = json.loads(out.read_text())
+    assert list(merged["methods"]) == ["input", "gan", "flow"]
+    assert merged["methods"]["flow"]["psnr"] == [22.0, 22.0]
+    assert merged["commands"] == ["gan", "flow"] and out.with_suffix(".png").is_file()
+
+    with pytest.raises(ValueError, match="sweeps must share the task and noise stds"):
+        merge_sweeps.merge(
+            [sweep("gan", [0.1, 0.2], 0.0), sweep("nlm", [0.1, 0.3], 0.0)], ["a", "b"]
+        )
