@@ -53,6 +53,7 @@ from bayesnoise.samplers.base import SamplerState
 from bayesnoise.samplers.registry import get_sampler
 from bayesnoise.sde import time_grid
 from bayesnoise.stray import StrayCheck, end_point_log_density, strays
+from bayesnoise.stray import check_target as check_stray_target  # before sampling
 from bayesnoise.target import posterior_target
 
 __all__ = ["sample", "TRACE_COUNTS"]
@@ -420,6 +421,8 @@ def sample(
             "stray_check must be a bayesnoise.stray.StrayCheck or None. "
             f"Got {type(stray_check).__name__}."
         )
+    if stray_check is not None:
+        check_stray_target(target)
 
     started = wallclock.perf_counter()
     init_key, step_key = jax.random.split(jax.random.key(seed))

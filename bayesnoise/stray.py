@@ -47,6 +47,7 @@ from bayesnoise.target import OBSERVED_SITE
 __all__ = [
     "StrayCheck",
     "prior_log_density_bound",
+    "check_target",
     "fiber_log_volume",
     "end_point_log_density",
     "strays",
@@ -137,10 +138,11 @@ def prior_log_density_bound(target, position, key, check: StrayCheck):
 MAX_JACOBIAN_SIZE = 2**26
 
 
-def fiber_log_volume(target, position, parameters):
-    """-1/2 log det(J J^T), J = d(A_theta x + B_theta n)/d(x, n) at ``position`` (unbatched):
-    y's likelihood integrated across the fiber of ``parameters``."""
-    predict = target.with_parameters(parameters).predicted_observation
+def check_target(target) -> None:
+    """Refuse a model whose fiber volume (unknown parameters) needs a Jacobian too large to
+    form densely; called by ``bn.sample`` before sampling."""
+    if not target.parameter_names:
+        return
     rows = math.prod(target.observation_shape)
     columns = sum(math.prod(shape) for shape in target.latent_shapes.values())
     if rows * columns > MAX_JACOBIAN_SIZE:
@@ -149,6 +151,14 @@ def fiber_log_volume(target, position, parameters):
             f"densely; at most {MAX_JACOBIAN_SIZE} elements. Got an observation of {rows} and "
             f"a position of {columns} elements. Drop stray_check for this model."
         )
+
+
+def fiber_log_volume(target, position, parameters):
+    """-1/2 log det(J J^T), J = d(A_theta x + B_theta n)/d(x, n) at ``position`` (unbatched):
+    y's likelihood integrated across the fiber of ``parameters``."""
+    check_target(target)
+    predict = target.with_parameters(parameters).predicted_observation
+    rows = math.prod(target.observation_shape)
     jacobian = jax.jacrev(predict)(position)
     matrix = jnp.concatenate([block.reshape(rows, -1) for block in jacobian.values()], axis=1)
     return -0.5 * jnp.linalg.slogdet(matrix @ matrix.T)[1]

@@ -84,6 +84,15 @@ def test_fiber_volume_refuses_a_jacobian_too_large_to_form():
     position = {"x": jnp.zeros(8192), "n": jnp.zeros(8192)}
     with pytest.raises(ValueError, match="forms the Jacobian of the forward model densely"):
         fiber_log_volume(target, position, {"alpha": jnp.asarray(0.5)})
+    # bn.sample refuses before it samples
+    with pytest.raises(ValueError, match="forms the Jacobian of the forward model densely"):
+        bn.sample(
+            isotropic_model(size=8192),
+            np.zeros(8192, np.float32),
+            stray_check=StrayCheck(),
+            num_steps=2,
+            progress=False,
+        )
 
 
 def test_known_parameters_leave_the_fiber_volume_out():
