@@ -3,7 +3,8 @@
     python analyses/unknown_parameters.py [--model digits_unknown_mixing] [--pairs 16] [--first K]
         [--json out.json] [--conditioning point] [--draws N] [--start-time T0] [--steps N]
         [--guidance-weight W] [--no-rescaling] [--passes P] [--references-from F.json]
-        [--wrong-from F.json] [--no-stray-check] [--split {test,validation,heldout}]
+        [--wrong-from F.json] [--no-stray-check] [--no-references]
+        [--split {test,validation,heldout}]
 
 A model file with one unknown parameter defines ``PARAMETER`` (its site name), ``model``
 (theta a NumPyro site), ``fixed_model(value)`` (theta known) and ``simulate(k)`` (test pair k
@@ -21,7 +22,8 @@ and wrong-theta PSNRs from an earlier JSON of the same model and sampler setting
 as many pairs (they do not depend on the theta updates); ``--wrong-from`` takes only the
 wrong-theta PSNRs, whatever that JSON's stray check. The model file's ``stray_check``
 (:mod:`bayesnoise.stray`; ``--no-stray-check`` drops it) applies to all three runs alike.
-``--pool A.json B.json ...`` samples nothing: it pools earlier runs of the same model and
+``--no-references`` runs theta unknown only (theta's figures and x's PSNR; for validation
+runs). ``--pool A.json B.json ...`` samples nothing: it pools earlier runs of the same model and
 settings on disjoint pairs into one result.
 ``--split heldout`` (digits model) mixes Fashion-MNIST test images 1000- with held-out digits
 500- (``analyses/splits.py``; not shipped) at alpha from seeds 20 000 + k: the check that a
@@ -96,10 +98,13 @@ def psnr_figures(runs: dict) -> dict:
     """Mean and std of each run's PSNR, and the per-pair gap known - unknown (and unknown -
     wrong) with the standard error of its mean (pairs are independent) and its median."""
     arrays = {key: np.asarray(values, dtype=np.float64) for key, values in runs.items()}
-    gaps = {
-        "known_minus_unknown": arrays["known"] - arrays["unknown"],
-        "unknown_minus_fixed_at_prior_mean": arrays["unknown"] - arrays["fixed_at_prior_mean"],
-    }
+    gaps = {}  # none without the references (--no-references)
+    if "known" in arrays:
+        gaps["known_minus_unknown"] = arrays["known"] - arrays["unknown"]
+    if "fixed_at_prior_mean" in arrays:
+        gaps["unknown_minus_fixed_at_prior_mean"] = (
+            arrays["unknown"] - arrays["fixed_at_prior_mean"]
+        )
     return {
         "psnr_mean_db": {key: float(np.mean(values)) for key, values in arrays.items()},
         "psnr_std_db": {key: float(np.std(values)) for key, values in arrays.items()},
@@ -140,6 +145,8 @@ def pool(paths) -> dict:
     results, paths = [results[index] for index in order], [paths[index] for index in order]
     for path, result in zip(paths[1:], results[1:], strict=True):
         differing = [field for field in POOLED_FIELDS if result.get(field) != results[0].get(field)]
+        if set(result["psnr_db"]) != set(results[0]["psnr_db"]):
+            differing.append("psnr_db")  # runs with and without --no-references
         if differing:
             raise ValueError(
                 f"--pool needs runs of the same model and settings. {path} differs from "
@@ -162,7 +169,7 @@ def pool(paths) -> dict:
     }
     runs = {
         key: [value for result in results for value in result["psnr_db"][key]]
-        for key in ("unknown", "known", "fixed_at_prior_mean")
+        for key in results[0]["psnr_db"]
     }
     pairs = sum(result["pairs"] for result in results)
     return {
@@ -233,6 +240,11 @@ def main():
         "--no-stray-check", action="store_true", help="drop the model file's stray check"
     )
     parser.add_argument(
+        "--no-references",
+        action="store_true",
+        help="skip the known- and wrong-theta runs (theta's figures and x's PSNR only)",
+    )
+    parser.add_argument(
         "--pool", type=Path, nargs="+", help="pool earlier JSONs (disjoint pairs); no sampling"
     )
     args = parser.parse_args()
@@ -286,6 +298,8 @@ def main():
         }
     if args.references_from is not None and args.wrong_from is not None:
         parser.error("Give --references-from or --wrong-from, not both.")
+    if args.no_references and (args.references_from or args.wrong_from):
+        parser.error("--no-references takes no --references-from or --wrong-from.")
     references = {}
     # the known-theta run must have had this run's stray check; the wrong-theta one may not
     for path, keys, same_check_needed in (
@@ -319,7 +333,7 @@ def main():
     )
     unknown_seconds = time.perf_counter() - started
     known_strays = None
-    if "known" not in references:
+    if "known" not in references and not args.no_references:
         known_psnr, known_strays = [], 0
         for k, theta in enumerate(thetas):
             tree = bn.sample(
@@ -330,7 +344,7 @@ def main():
             if stray_check is not None:
                 known_strays += int(tree.sample_stats["stray"].sum())
         references["known"] = known_psnr
-    if "fixed_at_prior_mean" not in references:
+    if "fixed_at_prior_mean" not in references and not args.no_references:
         wrong = bn.sample(
             module.fixed_model(wrong_theta), observations, stray_check=stray_check, **settings
         )

@@ -209,6 +209,22 @@ def _end_point_log_densities(target, carry, observations, image_ids, key, check)
     )
 
 
+def _resampled_rows(stray, diverged, rows, num_trajectories, pass_index, seed):
+    """For every row of the flat batch, the row whose theta it takes into the next pass: its
+    own, or for a stray a kept (neither stray nor diverged) trajectory of the same image drawn
+    uniformly (a resampling step, as in sequential Monte Carlo). ``stray``, ``diverged``:
+    ``(image, trajectory)``; ``rows``: the flat batch's (padded) rows."""
+    rng = np.random.default_rng([seed, pass_index])
+    sources = np.arange(stray.size)
+    for image, (image_strays, image_diverged) in enumerate(zip(stray, diverged, strict=True)):
+        kept = np.flatnonzero(~image_strays & ~image_diverged)
+        lost = np.flatnonzero(image_strays)
+        if kept.size and lost.size:
+            first = image * num_trajectories
+            sources[first + lost] = first + rng.choice(kept, size=lost.size)
+    return sources[rows]
+
+
 def _initial_positions(target, key, observations, num_trajectories, start_time):
     """Draws from the SDE's prior at t = 1, or the observation diffused to ``start_time``.
 
@@ -454,8 +470,29 @@ def sample(
     trajectory_ids = _shard(jnp.asarray(rows, dtype=jnp.int32), num_devices)
     row_observations = _shard(observations[image_of_row], num_devices)
 
+    def unflat(values):  # (padded, ...) -> (image, trajectory, ...)
+        values = _gather(values)[:batch]
+        return values.reshape((num_images, num_trajectories) + values.shape[1:])
+
+    def check_end_points(carry, key):
+        """The end points' log densities and which are strays, ``(image, trajectory)``."""
+        densities = unflat(
+            _end_point_log_densities(
+                target,
+                carry,
+                row_observations,
+                _shard(jnp.asarray(image_of_row, dtype=jnp.int32), num_devices),
+                key,
+                stray_check,
+            )
+        )
+        return densities, np.asarray(
+            strays(densities, unflat(carry.diverged), stray_check.tolerance)
+        )
+
     chunk = 1 if loop == "python" else max(1, num_steps // 10)
     num_passes = parameter_update.num_passes if target.parameter_names else 1
+    resampled_strays = []
     restart_key = jax.random.fold_in(init_key, 2)
     total = num_passes * num_steps
     with tqdm(total=total, disable=not progress, desc=sampler.name, unit="step") as bar:
@@ -500,26 +537,22 @@ def sample(
                     jax.random.fold_in(pass_key, num_steps),
                     parameter_update.rescaling,
                 )
-
-    def unflat(values):  # (padded, ...) -> (image, trajectory, ...)
-        values = _gather(values)[:batch]
-        return values.reshape((num_images, num_trajectories) + values.shape[1:])
+            if stray_check is not None and pass_index < num_passes - 1:
+                # strays take the theta of a kept trajectory of their image for the next pass
+                _, pass_strays = check_end_points(carry, jax.random.fold_in(init_key, 3))
+                sources = _resampled_rows(
+                    pass_strays, unflat(carry.diverged), rows, num_trajectories, pass_index, seed
+                )
+                resampled_strays.append(int(pass_strays.sum()))
+                parameters = {
+                    name: jnp.asarray(_gather(value)[sources])
+                    for name, value in carry.parameters.items()
+                }
+                carry = eqx.tree_at(lambda c: c.parameters, carry, _shard(parameters, num_devices))
 
     end_point_densities = stray = None
     if stray_check is not None:
-        end_point_densities = unflat(
-            _end_point_log_densities(
-                target,
-                carry,
-                row_observations,
-                _shard(jnp.asarray(image_of_row, dtype=jnp.int32), num_devices),
-                jax.random.fold_in(init_key, 3),
-                stray_check,
-            )
-        )
-        stray = np.asarray(
-            strays(end_point_densities, unflat(carry.diverged), stray_check.tolerance)
-        )
+        end_point_densities, stray = check_end_points(carry, jax.random.fold_in(init_key, 3))
     jax.block_until_ready(carry)
     wall_time = wallclock.perf_counter() - started
 
@@ -572,6 +605,7 @@ def sample(
             "divergence_bound": float(divergence_bound),
             **parameter_attrs,
             **({} if stray_check is None else {"stray_tolerance": float(stray_check.tolerance)}),
+            **({"resampled_strays": resampled_strays} if resampled_strays else {}),
         },
     )
 

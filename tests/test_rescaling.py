@@ -18,6 +18,7 @@ from bayesnoise.reference import (
     parameter_posterior_by_quadrature,
 )
 from bayesnoise.rescaling import RescalingMove, fiber_log_density, mixing_gains, rescale
+from bayesnoise.stray import StrayCheck
 from bayesnoise.target import posterior_target
 
 
@@ -152,3 +153,28 @@ def test_later_passes_redraw_x_and_n_given_each_trajectorys_alpha():
     assert abs(whitened.var() - 1.0) < 4 * np.sqrt(2.0 / whitened.size)
     with pytest.raises(ValueError, match="num_passes must be a positive integer"):
         ParameterUpdate(num_passes=0)
+
+
+def test_between_passes_strays_take_the_alpha_of_a_kept_trajectory():
+    """With a stray check, each pass but the last ends with it and every stray takes the alpha
+    of a kept trajectory of its image: at a tolerance of 1e-3 nats only each image's best is
+    kept, so pass 2 (no move) runs every trajectory at the best alpha of pass 1."""
+    model = unknown_mixing_model()
+    y = np.stack([simulated(model, seed=seed)[0] for seed in (1, 2)])
+    settings = {"num_chains": 2, "num_draws": 3, "num_steps": 10, "seed": 3, "progress": False}
+    check = StrayCheck(1e-3, num_times=4)
+    one = bn.sample(model, y, stray_check=check, **settings)
+    two = bn.sample(
+        model, y, stray_check=check, parameter_update=ParameterUpdate(num_passes=2), **settings
+    )
+    kept = ~np.asarray(one.sample_stats["stray"]).reshape(6, 2)
+    assert np.all(kept.sum(axis=0) == 1)
+    best = np.asarray(one.posterior["alpha"]).reshape(6, 2)[kept.argmax(axis=0), [0, 1]]
+    alpha = np.asarray(two.posterior["alpha"]).reshape(6, 2)
+    stray = np.asarray(two.sample_stats["stray"]).reshape(6, 2)
+    np.testing.assert_array_equal(np.where(stray, best, alpha), np.broadcast_to(best, (6, 2)))
+    assert two.posterior.attrs["resampled_strays"] == [10]
+    # without the check the passes keep each trajectory's own alpha
+    unchecked = bn.sample(model, y, parameter_update=ParameterUpdate(num_passes=2), **settings)
+    assert len(np.unique(np.asarray(unchecked.posterior["alpha"]))) == 12
+    assert "resampled_strays" not in unchecked.posterior.attrs
