@@ -145,8 +145,12 @@ def pool(paths) -> dict:
     results, paths = [results[index] for index in order], [paths[index] for index in order]
     for path, result in zip(paths[1:], results[1:], strict=True):
         differing = [field for field in POOLED_FIELDS if result.get(field) != results[0].get(field)]
-        if set(result["psnr_db"]) != set(results[0]["psnr_db"]):
-            differing.append("psnr_db")  # runs with and without --no-references
+        if sorted(result["psnr_db"]) != sorted(results[0]["psnr_db"]):
+            raise ValueError(
+                f"--pool needs runs with the same references (--no-references skips them). "
+                f"{path} has {sorted(result['psnr_db'])}, {paths[0]} "
+                f"{sorted(results[0]['psnr_db'])}."
+            )
         if differing:
             raise ValueError(
                 f"--pool needs runs of the same model and settings. {path} differs from "

@@ -95,6 +95,22 @@ def test_pooling_refuses_other_settings_and_overlapping_pairs(study, tmp_path):
         study.pool([first, overlapping])
 
 
+def test_runs_without_references_have_no_gaps_and_pool_only_with_their_kind(study, tmp_path):
+    alone = {key: value for key, value in fake_run(0, 8, 0).items() if key != "psnr_db"}
+    runs = [
+        {**alone, "first": first, "psnr_db": {"unknown": [28.0 + first] * 8}} for first in (0, 8)
+    ]
+    figures = study.psnr_figures(runs[0]["psnr_db"])
+    assert figures["psnr_gap_db"] == {} and figures["psnr_mean_db"] == {"unknown": 28.0}
+    pooled = study.pool([write(tmp_path, f"{k}.json", run) for k, run in enumerate(runs)])
+    assert pooled["psnr_mean_db"] == {"unknown": 32.0} and pooled["pairs"] == 16
+    with_references = write(tmp_path, "c.json", fake_run(8, 8, 1))
+    with pytest.raises(
+        ValueError, match=r"same references.*\['fixed_at_prior_mean', 'known', 'unknown'\]"
+    ):
+        study.pool([write(tmp_path, "a.json", runs[0]), with_references])
+
+
 def test_runs_written_before_num_passes_existed_pool_as_one_pass(study, tmp_path):
     old = fake_run(0, 8, seed=0)
     del old["num_passes"], old["first"]
