@@ -22,7 +22,8 @@ elsewhere chunks of steps run inside ``lax.scan``. Both give the same samples.
 Forward-model parameters theta (latent sites without a score prior) are carried per trajectory
 and updated after each step by :func:`bayesnoise.parameters.update_parameters` (and, with a
 ``RescalingMove``, moved with (x, n) after the last step; with ``num_passes`` > 1, (x, n) are
-then redrawn given each trajectory's theta and moved again); models without them run exactly as
+then redrawn given each trajectory's theta and moved again, and with a stray check the strays
+first take the theta of a kept trajectory of their image); models without them run exactly as
 before.
 
 With a :class:`~bayesnoise.stray.StrayCheck`, the end points are compared by their density on
@@ -394,7 +395,9 @@ def sample(
     parameter_update : how theta is updated (a :class:`bayesnoise.parameters.ParameterUpdate`;
         default ``ParameterUpdate()``); unused by models without forward-model parameters. With
         ``num_passes`` > 1 the reverse diffusion runs that often; ``sample_stats`` holds the
-        last pass's residual trace and pass 1's acceptance of theta.
+        last pass's residual trace and pass 1's acceptance of theta. With ``stray_check`` too,
+        the strays of each pass but the last take the theta of a kept trajectory of their
+        image before the next (their number per pass: the ``resampled_strays`` attribute).
     stray_check : a :class:`bayesnoise.stray.StrayCheck`: each trajectory's end point gets its
         log density on y's fiber (``sample_stats.end_point_log_density``: the priors' ELBOs,
         and log p(theta) and the fiber's volume when theta is unknown), and those more than

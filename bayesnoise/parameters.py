@@ -59,7 +59,10 @@ class ParameterUpdate(eqx.Module):
         each later pass redraws (x, n) given the trajectory's theta (held fixed: the known-theta
         sampler, restarted from y under that theta), then takes the rescaling move: a Gibbs
         sweep of p(x, n | theta, y) and the fiber move. (x, n) forget pass 1's split; theta
-        moves only along fibers, so it mixes slowly across passes.
+        moves only along fibers, so it mixes slowly across passes. With a stray check
+        (:mod:`bayesnoise.stray`) every pass but the last ends with it, and each stray takes
+        the theta of a kept trajectory of its image, drawn uniformly (a resampling step, as in
+        sequential Monte Carlo): later passes redraw (x, n) under the theta of the right splits.
     """
 
     num_steps: int = eqx.field(static=True, default=3)
