@@ -6,6 +6,7 @@
     python analyses/parameter_diagnostics.py fiber [--pairs 16] [--json F]
     python analyses/parameter_diagnostics.py draw-fiber [--pairs 16] [--json F]
     python analyses/parameter_diagnostics.py stray-tolerance [--pairs 16] [--first K] [--json F]
+    python analyses/parameter_diagnostics.py truth-density [--pairs 16] [--first K] [--json F]
 
 All on ``models/digits_unknown_mixing.py``'s test pairs (``simulate(k)``, alpha_k ~ U(0.3, 0.7))
 with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
@@ -34,6 +35,11 @@ with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
   a grid the trajectories within it of their pair's best are kept: the PSNR of x's mean,
   alpha's error and coverage, and the kept fraction. The model file's tolerance is chosen
   here, never on the test pairs.
+- ``truth-density``: on the same validation pairs, alpha unknown, every end point's log density
+  (as ``stray-tolerance``) against that of the TRUE (x, n, alpha) with the same random numbers.
+  If the truth is denser than every end point, the sampler did not find the model's best split
+  (a search problem); if some end point is denser than the truth with x far from it, the model
+  prefers a wrong split.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ from bayesnoise.linear_solve import pseudo_inverse
 from bayesnoise.metrics import psnr
 from bayesnoise.model_file import load_model_file
 from bayesnoise.rescaling import RescalingMove, fiber_log_density, mixing_gains
-from bayesnoise.stray import StrayCheck, strays
+from bayesnoise.stray import StrayCheck, end_point_log_density, strays
 from bayesnoise.target import posterior_target
 
 MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "digits_unknown_mixing.py"
@@ -265,15 +271,73 @@ def stray_tolerance(module, simulated, settings):
     return {"seconds": seconds, "rows": rows}
 
 
+def truth_density(module, simulated, settings):
+    """Per pair: the truth's end-point log density minus the best trajectory's, how many
+    trajectories lie above the truth, alpha and the PSNR of x of the best trajectory."""
+    check = settings.get("stray_check") or StrayCheck()
+    check = dataclasses.replace(check, tolerance=math.inf)
+    observations = np.stack([y for y, _ in simulated])
+    tree = bn.sample(module.model, observations, **{**settings, "stray_check": check})
+    num_pairs = len(simulated)
+    densities = np.asarray(tree.sample_stats["end_point_log_density"]).reshape(-1, num_pairs)
+    alphas = np.asarray(tree.posterior["alpha"]).reshape(-1, num_pairs)
+    xs = np.asarray(tree.posterior["x"]).reshape((-1, num_pairs) + simulated[0][1]["x"].shape)
+    target = posterior_target(module.model)
+    key = bayesnoise.inference.end_point_key(settings.get("seed", 0))
+
+    @eqx.filter_jit
+    def truth_log_density(observation, truth, image):
+        return end_point_log_density(
+            target.with_observation(observation),
+            {"x": truth["x"], "n": truth["n"]},
+            {"alpha": truth["alpha"]},
+            jax.random.fold_in(key, image),
+            check,
+        )
+
+    rows = []
+    for k, (y, truth) in enumerate(simulated):
+        truth_density = float(truth_log_density(jnp.asarray(y), truth, jnp.asarray(k)))
+        usable = np.where(np.isfinite(densities[:, k]), densities[:, k], -np.inf)
+        best = int(np.argmax(usable))
+        rows.append(
+            {
+                "truth_minus_best_nats": truth_density - float(usable[best]),
+                "trajectories_above_truth": int(np.sum(usable > truth_density)),
+                "alpha_true": float(truth["alpha"]),
+                "alpha_of_best": float(alphas[best, k]),
+                "psnr_of_best_db": float(psnr(xs[best, k], truth["x"])),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    margins = np.array([row["truth_minus_best_nats"] for row in rows])
+    return {
+        "truth_above_every_end_point": int(np.sum(margins > 0)),
+        "truth_minus_best_nats_median": float(np.median(margins)),
+        "rows": rows,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "diagnostic",
-        choices=["self-consistency", "plug-in", "anchor", "fiber", "draw-fiber", "stray-tolerance"],
+        choices=[
+            "self-consistency",
+            "plug-in",
+            "anchor",
+            "fiber",
+            "draw-fiber",
+            "stray-tolerance",
+            "truth-density",
+        ],
     )
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument(
-        "--first", type=int, default=0, help="stray-tolerance: validation pairs first, ..."
+        "--first",
+        type=int,
+        default=0,
+        help="stray-tolerance, truth-density: validation pairs first, ...",
     )
     parser.add_argument("--from", dest="source", type=Path, help="unknown_parameters.py JSON")
     parser.add_argument("--json", type=Path)
@@ -292,15 +356,16 @@ def main():
             )
         estimates = estimates[: args.pairs]
     simulated = [module.simulate(seed) for seed in range(args.pairs)]
-    if args.diagnostic == "stray-tolerance":
+    if args.diagnostic in ("stray-tolerance", "truth-density"):
         pair_ids = range(args.first, args.first + args.pairs)
         images, digits = splits.digit_pairs("validation", pair_ids.stop)
         seed_offset = splits.SPLITS["validation"][2]
         simulated = [module.mix(images[k], digits[k], seed_offset + k) for k in pair_ids]
+        diagnostic = stray_tolerance if args.diagnostic == "stray-tolerance" else truth_density
         result = {
             "split": "validation",
             "first": args.first,
-            **stray_tolerance(module, simulated, settings),
+            **diagnostic(module, simulated, settings),
         }
     elif args.diagnostic == "self-consistency":
         result = self_consistency(module, simulated, settings)

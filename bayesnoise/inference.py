@@ -210,6 +210,12 @@ def _end_point_log_densities(target, carry, observations, image_ids, key, check)
     )
 
 
+def end_point_key(seed: int):
+    """The key of the stray check's random numbers in ``sample(..., seed=seed)``; image k of
+    the batch uses ``jax.random.fold_in(end_point_key(seed), k)``."""
+    return jax.random.fold_in(jax.random.split(jax.random.key(seed))[0], 3)
+
+
 def _resampled_rows(stray, diverged, rows, num_trajectories, pass_index, seed):
     """For every row of the flat batch, the row whose theta it takes into the next pass: its
     own, or for a stray a kept (neither stray nor diverged) trajectory of the same image drawn
@@ -542,7 +548,7 @@ def sample(
                 )
             if stray_check is not None and pass_index < num_passes - 1:
                 # strays take the theta of a kept trajectory of their image for the next pass
-                _, pass_strays = check_end_points(carry, jax.random.fold_in(init_key, 3))
+                _, pass_strays = check_end_points(carry, end_point_key(seed))
                 sources = _resampled_rows(
                     pass_strays, unflat(carry.diverged), rows, num_trajectories, pass_index, seed
                 )
@@ -555,7 +561,7 @@ def sample(
 
     end_point_densities = stray = None
     if stray_check is not None:
-        end_point_densities, stray = check_end_points(carry, jax.random.fold_in(init_key, 3))
+        end_point_densities, stray = check_end_points(carry, end_point_key(seed))
     jax.block_until_ready(carry)
     wall_time = wallclock.perf_counter() - started
 
