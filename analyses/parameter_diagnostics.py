@@ -39,7 +39,8 @@ with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
   ``stray-tolerance``) of the alpha-unknown run against those of the TRUE (x, n, alpha) and of
   the known-alpha run's end points (at the true alpha), with the same random numbers. Where the
   unknown run's best end point is denser than the known run's best but further from x, the
-  density prefers the wrong split (the model's or the ELBO's doing, not the search's).
+  density prefers the wrong split (the model's or the ELBO's doing, not the search's); where
+  the truth and the known run's best are denser, the sampler did not reach them (the search's).
 """
 
 from __future__ import annotations

@@ -210,10 +210,16 @@ def _end_point_log_densities(target, carry, observations, image_ids, key, check)
     )
 
 
+def _seed_keys(seed: int):
+    """``sample``'s two root keys: the start's (and theta's, the restarts', the stray
+    check's, folded in) and the steps'."""
+    return jax.random.split(jax.random.key(seed))
+
+
 def end_point_key(seed: int):
     """The key of the stray check's random numbers in ``sample(..., seed=seed)``; image k of
     the batch uses ``jax.random.fold_in(end_point_key(seed), k)``."""
-    return jax.random.fold_in(jax.random.split(jax.random.key(seed))[0], 3)
+    return jax.random.fold_in(_seed_keys(seed)[0], 3)
 
 
 def _resampled_rows(stray, diverged, rows, num_trajectories, pass_index, seed):
@@ -450,7 +456,7 @@ def sample(
         check_stray_target(target)
 
     started = wallclock.perf_counter()
-    init_key, step_key = jax.random.split(jax.random.key(seed))
+    init_key, step_key = _seed_keys(seed)
     num_images, num_trajectories = observations.shape[0], num_chains * num_draws
     positions = _initial_positions(
         target, init_key, observations, num_trajectories, float(start_time)
