@@ -7,6 +7,7 @@
     python analyses/parameter_diagnostics.py draw-fiber [--pairs 16] [--json F]
     python analyses/parameter_diagnostics.py stray-tolerance [--pairs 16] [--first K] [--json F]
     python analyses/parameter_diagnostics.py truth-density [--pairs 16] [--first K] [--json F]
+    python analyses/parameter_diagnostics.py alpha-grid --from F.json [--pairs 16] [--first K]
 
 All on ``models/digits_unknown_mixing.py``'s test pairs (``simulate(k)``, alpha_k ~ U(0.3, 0.7))
 with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
@@ -41,6 +42,12 @@ with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
   unknown run's best end point is denser than the known run's best but further from x, the
   density prefers the wrong split (the model's or the ELBO's doing, not the search's); where
   the truth and the known run's best are denser, the sampler did not reach them (the search's).
+- ``alpha-grid``: on the same validation pairs, the known-alpha sampler at a grid of alpha
+  around an earlier validation run's posterior mean (``--from``), every end point's log density
+  scored as in ``truth-density`` (log p(alpha) and the fiber's volume included), and the grid
+  value whose densest end point is the densest: does the density, given draws at the right
+  alpha, pick alpha better than the alpha-unknown sampler does? The PSNR of x's mean (the
+  draws within the stray tolerance of their alpha's best) at the picked alpha and at the run's.
 """
 
 from __future__ import annotations
@@ -338,6 +345,70 @@ def truth_density(module, simulated, settings):
     }
 
 
+GRID_OFFSETS = (-0.03, -0.015, 0.0, 0.015, 0.03)
+
+
+def alpha_grid(module, simulated, settings, estimates):
+    """Per pair: each grid alpha's end-point densities (the known-alpha sampler's draws), the
+    alpha picked by the densest end point, and the PSNR of x's mean at it and at the estimate."""
+    check = settings.get("stray_check") or StrayCheck()
+    scoring = dataclasses.replace(check, tolerance=math.inf)
+    target = posterior_target(module.model)
+    key = jax.random.fold_in(bayesnoise.inference.end_point_key(settings.get("seed", 0)), 0)
+
+    @eqx.filter_jit
+    def log_densities(observation, xs, ns, alpha):
+        bound = target.with_observation(observation)
+        return jax.vmap(
+            lambda x, n: end_point_log_density(
+                bound, {"x": x, "n": n}, {"alpha": alpha}, key, scoring
+            )
+        )(xs, ns)
+
+    rows = []
+    for (y, truth), estimate in zip(simulated, estimates, strict=True):
+        grid = np.clip(estimate + np.array(GRID_OFFSETS), 0.01, 0.99)
+        best_densities, scores = [], []
+        for alpha in grid:
+            tree = bn.sample(
+                module.fixed_model(float(alpha)), y, **{**settings, "stray_check": None}
+            )
+            xs, ns = (
+                np.asarray(tree.posterior[name]).reshape((-1,) + truth["x"].shape) for name in "xn"
+            )
+            densities = np.asarray(log_densities(jnp.asarray(y), xs, ns, jnp.asarray(alpha)))
+            usable = np.where(np.isfinite(densities), densities, -np.inf)
+            kept = usable >= usable.max() - check.tolerance
+            best_densities.append(float(usable.max()))
+            scores.append(float(psnr(xs[kept].mean(axis=0), truth["x"])))
+        picked = int(np.argmax(best_densities))
+        rows.append(
+            {
+                "alpha_true": float(truth["alpha"]),
+                "alpha_estimate": float(estimate),
+                "alpha_grid": grid.tolist(),
+                "best_log_density": best_densities,
+                "psnr_db": scores,
+                "alpha_picked": float(grid[picked]),
+                "psnr_at_picked_db": scores[picked],
+                "psnr_at_estimate_db": scores[GRID_OFFSETS.index(0.0)],
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    truths, picked, estimated = (
+        np.array([row[field] for row in rows])
+        for field in ("alpha_true", "alpha_picked", "alpha_estimate")
+    )
+    return {
+        "grid_offsets": list(GRID_OFFSETS),
+        "picked_abs_error_mean": float(np.mean(np.abs(picked - truths))),
+        "estimate_abs_error_mean": float(np.mean(np.abs(estimated - truths))),
+        "psnr_at_picked_mean_db": float(np.mean([row["psnr_at_picked_db"] for row in rows])),
+        "psnr_at_estimate_mean_db": float(np.mean([row["psnr_at_estimate_db"] for row in rows])),
+        "rows": rows,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -350,6 +421,7 @@ def main():
             "draw-fiber",
             "stray-tolerance",
             "truth-density",
+            "alpha-grid",
         ],
     )
     parser.add_argument("--pairs", type=int, default=16)
@@ -357,7 +429,7 @@ def main():
         "--first",
         type=int,
         default=0,
-        help="stray-tolerance, truth-density: validation pairs first, ...",
+        help="stray-tolerance, truth-density, alpha-grid: validation pairs first, ...",
     )
     parser.add_argument("--from", dest="source", type=Path, help="unknown_parameters.py JSON")
     parser.add_argument("--json", type=Path)
@@ -376,17 +448,31 @@ def main():
             )
         estimates = estimates[: args.pairs]
     simulated = [module.simulate(seed) for seed in range(args.pairs)]
-    if args.diagnostic in ("stray-tolerance", "truth-density"):
+    if args.diagnostic in ("stray-tolerance", "truth-density", "alpha-grid"):
         pair_ids = range(args.first, args.first + args.pairs)
         images, digits = splits.digit_pairs("validation", pair_ids.stop)
         seed_offset = splits.SPLITS["validation"][2]
         simulated = [module.mix(images[k], digits[k], seed_offset + k) for k in pair_ids]
-        diagnostic = stray_tolerance if args.diagnostic == "stray-tolerance" else truth_density
-        result = {
-            "split": "validation",
-            "first": args.first,
-            **diagnostic(module, simulated, settings),
-        }
+        if args.diagnostic == "alpha-grid":
+            earlier = json.loads(args.source.read_text()) if args.source else {}
+            if earlier.get("split") != "validation" or earlier.get("first", 0) != 0:
+                parser.error(
+                    "alpha-grid needs --from F.json, an unknown_parameters.py run on the "
+                    f"validation split from pair 0. Got {args.source} (split "
+                    f"{earlier.get('split')}, first {earlier.get('first')})."
+                )
+            estimates = earlier["theta_posterior_mean"]
+            if len(estimates) < pair_ids.stop:
+                parser.error(
+                    f"--from must hold the estimates of validation pairs 0-{pair_ids.stop - 1}. "
+                    f"Got {len(estimates)} in {args.source}."
+                )
+            found = alpha_grid(module, simulated, settings, estimates[args.first : pair_ids.stop])
+        elif args.diagnostic == "stray-tolerance":
+            found = stray_tolerance(module, simulated, settings)
+        else:
+            found = truth_density(module, simulated, settings)
+        result = {"split": "validation", "first": args.first, **found}
     elif args.diagnostic == "self-consistency":
         result = self_consistency(module, simulated, settings)
     elif args.diagnostic == "fiber":
