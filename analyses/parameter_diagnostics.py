@@ -354,6 +354,7 @@ def alpha_grid(module, simulated, settings, estimates):
     check = settings.get("stray_check") or StrayCheck()
     scoring = dataclasses.replace(check, tolerance=math.inf)
     target = posterior_target(module.model)
+    # one key for every alpha and pair: the densities of one pair differ by alpha, not by noise
     key = jax.random.fold_in(bayesnoise.inference.end_point_key(settings.get("seed", 0)), 0)
 
     @eqx.filter_jit
