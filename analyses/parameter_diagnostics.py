@@ -1,7 +1,7 @@
 """Why alpha's posterior mean regresses to 0.5 on the digits: diagnostics of the study.
 
     python analyses/parameter_diagnostics.py self-consistency [--pairs 16] [--json F]
-    python analyses/parameter_diagnostics.py plug-in --from F.json [--json F]
+    python analyses/parameter_diagnostics.py plug-in --from F.json [--pairs 16] [--first K]
     python analyses/parameter_diagnostics.py anchor --from F.json [--json F]
     python analyses/parameter_diagnostics.py fiber [--pairs 16] [--json F]
     python analyses/parameter_diagnostics.py draw-fiber [--pairs 16] [--json F]
@@ -17,7 +17,9 @@ with its defaults and 2 x 8 draws, as ``analyses/unknown_parameters.py``:
   draws carry no information that would move alpha (an EM step with the sampler as its E-step
   returns its input), so alpha can only be learned inside the reverse process.
 - ``plug-in``: alpha fixed at an earlier run's posterior mean (``--from``, the JSON of
-  ``unknown_parameters.py``): the PSNR of x with an empirical-Bayes plug-in.
+  ``unknown_parameters.py``, on that run's pairs: test, validation or held-out): the PSNR of x
+  with an empirical-Bayes plug-in (the model file's stray check applies, as in the known-alpha
+  reference), beside that run's unknown- and known-alpha PSNRs.
 - ``anchor``: alpha unknown, but every trajectory of pair k starts from the minimum-norm split
   of y at the earlier run's posterior mean of alpha_k instead of the prior mean 0.5 (patched
   into the driver's start; the only change). If the regression to 0.5 came from the common
@@ -430,7 +432,8 @@ def main():
         "--first",
         type=int,
         default=0,
-        help="stray-tolerance, truth-density, alpha-grid: validation pairs first, ...",
+        help="pairs first, ... (plug-in: of the --from run; stray-tolerance, truth-density, "
+        "alpha-grid: validation pairs)",
     )
     parser.add_argument("--from", dest="source", type=Path, help="unknown_parameters.py JSON")
     parser.add_argument("--json", type=Path)
@@ -441,15 +444,42 @@ def main():
     if args.diagnostic in ("plug-in", "anchor"):
         if args.source is None:
             parser.error(f"{args.diagnostic} needs --from F.json (unknown_parameters.py output)")
-        estimates = json.loads(args.source.read_text())["theta_posterior_mean"]
-        if len(estimates) < args.pairs:
+        earlier = json.loads(args.source.read_text())
+        stop = args.first + args.pairs
+        if len(earlier["theta_posterior_mean"]) < stop or earlier.get("first") not in (0, None):
             parser.error(
-                f"--from must hold at least --pairs={args.pairs} estimates. "
-                f"Got {len(estimates)} in {args.source}."
+                f"--from must hold the estimates of pairs 0-{stop - 1}. Got "
+                f"{len(earlier['theta_posterior_mean'])} from pair {earlier.get('first')} in "
+                f"{args.source}."
             )
-        estimates = estimates[: args.pairs]
-    simulated = [module.simulate(seed) for seed in range(args.pairs)]
-    if args.diagnostic in ("stray-tolerance", "truth-density", "alpha-grid"):
+        estimates = earlier["theta_posterior_mean"][args.first : stop]
+    simulated = [module.simulate(seed) for seed in range(args.first, args.first + args.pairs)]
+    if args.diagnostic == "plug-in" and earlier.get("split", "test") != "test":
+        # the pairs of the --from run: validation or held-out images (analyses/splits.py)
+        split = earlier["split"]
+        images, digits = splits.digit_pairs(split, args.first + args.pairs)
+        simulated = [
+            module.mix(images[k], digits[k], splits.SPLITS[split][2] + k)
+            for k in range(args.first, args.first + args.pairs)
+        ]
+    if args.diagnostic == "plug-in":
+        result = {
+            "split": earlier.get("split", "test"),
+            "first": args.first,
+            **plug_in(module, simulated, settings, estimates),
+        }
+        runs = earlier["psnr_db"]
+        for name in ("unknown", "known"):
+            if name in runs:
+                result[f"psnr_{name}_db"] = runs[name][args.first : args.first + args.pairs]
+        if "known" in runs:
+            gaps = np.array(result["psnr_known_db"]) - np.array(result["psnr_db"])
+            result["known_minus_plug_in_db"] = {
+                "mean": float(gaps.mean()),
+                "standard_error": float(gaps.std(ddof=1) / np.sqrt(gaps.size)),
+                "median": float(np.median(gaps)),
+            }
+    elif args.diagnostic in ("stray-tolerance", "truth-density", "alpha-grid"):
         pair_ids = range(args.first, args.first + args.pairs)
         images, digits = splits.digit_pairs("validation", pair_ids.stop)
         seed_offset = splits.SPLITS["validation"][2]
@@ -480,8 +510,6 @@ def main():
         result = fiber(module, simulated)
     elif args.diagnostic == "draw-fiber":
         result = draw_fiber(module, simulated, settings)
-    elif args.diagnostic == "plug-in":
-        result = plug_in(module, simulated, settings, estimates)
     else:
         result = anchor(module, simulated, settings, estimates)
     result = {"diagnostic": args.diagnostic, "pairs": args.pairs, **result}
