@@ -347,9 +347,7 @@ def grid(method: str, task: Task) -> list[dict]:
     if method == "flow":  # the exact Gaussian noise density: only eq. 8's weight is tuned
         # 0.03 and 0.1 added when sine noise at sigma 0.2 chose 0.3, then the grid's edge;
         # 10 when CS at sigma 0.1 chose 3, then the edge
-        return [
-            {"noise_flow": "gaussian", "weight": w} for w in (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-        ]
+        return [{"noise_flow": "gaussian", "weight": w} for w in (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)]
     if method == "gaussian_noise":  # the joint method's sampler, or remove_digits.py's
         defaults = task.module.defaults
         return [
