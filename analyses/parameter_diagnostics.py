@@ -67,7 +67,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import splits
-from unknown_parameters import posterior_mean_psnr, theta_figures, theta_summary, write_result
+from unknown_parameters import (
+    gap_summary,
+    posterior_mean_psnr,
+    theta_figures,
+    theta_summary,
+    write_result,
+)
 
 import bayesnoise as bn
 import bayesnoise.inference
@@ -432,78 +438,58 @@ def main():
         "--first",
         type=int,
         default=0,
-        help="pairs first, ... (plug-in: of the --from run; stray-tolerance, truth-density, "
-        "alpha-grid: validation pairs)",
+        help="pairs first, ... (of the --from run's split; stray-tolerance, truth-density: "
+        "validation pairs; the others: test pairs)",
     )
     parser.add_argument("--from", dest="source", type=Path, help="unknown_parameters.py JSON")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     module = load_model_file(MODEL_FILE)
     settings = {**module.defaults, "progress": False, "num_draws": DRAWS}
-    estimates = None
-    if args.diagnostic in ("plug-in", "anchor"):
+    pair_ids = range(args.first, args.first + args.pairs)
+    earlier, estimates = {}, None
+    if args.diagnostic in ("plug-in", "anchor", "alpha-grid"):
         if args.source is None:
             parser.error(f"{args.diagnostic} needs --from F.json (unknown_parameters.py output)")
-        earlier = json.loads(args.source.read_text())
-        stop = args.first + args.pairs
-        if len(earlier["theta_posterior_mean"]) < stop or earlier.get("first") not in (0, None):
+        earlier = {"split": "test", **json.loads(args.source.read_text())}
+        estimates = earlier["theta_posterior_mean"]
+        if len(estimates) < pair_ids.stop or earlier.get("first") not in (0, None):
             parser.error(
-                f"--from must hold the estimates of pairs 0-{stop - 1}. Got "
-                f"{len(earlier['theta_posterior_mean'])} from pair {earlier.get('first')} in "
-                f"{args.source}."
+                f"--from must hold the estimates of pairs 0-{pair_ids.stop - 1}. Got "
+                f"{len(estimates)} from pair {earlier.get('first')} in {args.source}."
             )
-        estimates = earlier["theta_posterior_mean"][args.first : stop]
-    simulated = [module.simulate(seed) for seed in range(args.first, args.first + args.pairs)]
-    if args.diagnostic == "plug-in" and earlier.get("split", "test") != "test":
-        # the pairs of the --from run: validation or held-out images (analyses/splits.py)
-        split = earlier["split"]
-        images, digits = splits.digit_pairs(split, args.first + args.pairs)
+        if args.diagnostic == "alpha-grid" and earlier["split"] != "validation":
+            parser.error(
+                f"alpha-grid needs --from a run on the validation split. Got {args.source} "
+                f"(split {earlier['split']})."
+            )
+        estimates = estimates[pair_ids.start : pair_ids.stop]
+    if args.diagnostic in ("stray-tolerance", "truth-density"):
+        split = "validation"
+    else:  # the --from run's pairs, or the test pairs
+        split = earlier.get("split", "test")
+    if split == "test":
+        simulated = [module.simulate(k) for k in pair_ids]
+    else:  # validation or held-out images (analyses/splits.py), mixed by the model file
+        images, digits = splits.digit_pairs(split, pair_ids.stop)
         simulated = [
-            module.mix(images[k], digits[k], splits.SPLITS[split][2] + k)
-            for k in range(args.first, args.first + args.pairs)
+            module.mix(images[k], digits[k], splits.SPLITS[split][2] + k) for k in pair_ids
         ]
     if args.diagnostic == "plug-in":
-        result = {
-            "split": earlier.get("split", "test"),
-            "first": args.first,
-            **plug_in(module, simulated, settings, estimates),
-        }
-        runs = earlier["psnr_db"]
+        result = plug_in(module, simulated, settings, estimates)
         for name in ("unknown", "known"):
-            if name in runs:
-                result[f"psnr_{name}_db"] = runs[name][args.first : args.first + args.pairs]
-        if "known" in runs:
-            gaps = np.array(result["psnr_known_db"]) - np.array(result["psnr_db"])
-            result["known_minus_plug_in_db"] = {
-                "mean": float(gaps.mean()),
-                "standard_error": float(gaps.std(ddof=1) / np.sqrt(gaps.size)),
-                "median": float(np.median(gaps)),
-            }
-    elif args.diagnostic in ("stray-tolerance", "truth-density", "alpha-grid"):
-        pair_ids = range(args.first, args.first + args.pairs)
-        images, digits = splits.digit_pairs("validation", pair_ids.stop)
-        seed_offset = splits.SPLITS["validation"][2]
-        simulated = [module.mix(images[k], digits[k], seed_offset + k) for k in pair_ids]
-        if args.diagnostic == "alpha-grid":
-            earlier = json.loads(args.source.read_text()) if args.source else {}
-            if earlier.get("split") != "validation" or earlier.get("first", 0) != 0:
-                parser.error(
-                    "alpha-grid needs --from F.json, an unknown_parameters.py run on the "
-                    f"validation split from pair 0. Got {args.source} (split "
-                    f"{earlier.get('split')}, first {earlier.get('first')})."
-                )
-            estimates = earlier["theta_posterior_mean"]
-            if len(estimates) < pair_ids.stop:
-                parser.error(
-                    f"--from must hold the estimates of validation pairs 0-{pair_ids.stop - 1}. "
-                    f"Got {len(estimates)} in {args.source}."
-                )
-            found = alpha_grid(module, simulated, settings, estimates[args.first : pair_ids.stop])
-        elif args.diagnostic == "stray-tolerance":
-            found = stray_tolerance(module, simulated, settings)
-        else:
-            found = truth_density(module, simulated, settings)
-        result = {"split": "validation", "first": args.first, **found}
+            if name in earlier["psnr_db"]:
+                result[f"psnr_{name}_db"] = earlier["psnr_db"][name][pair_ids.start : pair_ids.stop]
+        if "known" in earlier["psnr_db"]:
+            result["known_minus_plug_in_db"] = gap_summary(
+                np.array(result["psnr_known_db"]) - np.array(result["psnr_db"])
+            )
+    elif args.diagnostic == "alpha-grid":
+        result = alpha_grid(module, simulated, settings, estimates)
+    elif args.diagnostic == "stray-tolerance":
+        result = stray_tolerance(module, simulated, settings)
+    elif args.diagnostic == "truth-density":
+        result = truth_density(module, simulated, settings)
     elif args.diagnostic == "self-consistency":
         result = self_consistency(module, simulated, settings)
     elif args.diagnostic == "fiber":
@@ -512,6 +498,7 @@ def main():
         result = draw_fiber(module, simulated, settings)
     else:
         result = anchor(module, simulated, settings, estimates)
+    result = {"split": split, "first": args.first, **result}
     result = {"diagnostic": args.diagnostic, "pairs": args.pairs, **result}
     write_result(result, args.json)
     return 0

@@ -94,6 +94,17 @@ def theta_summary(tree, parameter: str, thetas) -> dict:
     }
 
 
+def gap_summary(gap) -> dict:
+    """Mean of per-pair PSNR differences, the standard error of that mean (pairs are
+    independent; None for one pair) and their median."""
+    gap = np.asarray(gap, dtype=np.float64)
+    return {
+        "mean": float(np.mean(gap)),
+        "standard_error": float(np.std(gap, ddof=1) / np.sqrt(gap.size)) if gap.size > 1 else None,
+        "median": float(np.median(gap)),
+    }
+
+
 def psnr_figures(runs: dict) -> dict:
     """Mean and std of each run's PSNR, and the per-pair gap known - unknown (and unknown -
     wrong) with the standard error of its mean (pairs are independent) and its median."""
@@ -108,16 +119,7 @@ def psnr_figures(runs: dict) -> dict:
     return {
         "psnr_mean_db": {key: float(np.mean(values)) for key, values in arrays.items()},
         "psnr_std_db": {key: float(np.std(values)) for key, values in arrays.items()},
-        "psnr_gap_db": {
-            key: {
-                "mean": float(np.mean(gap)),
-                "standard_error": float(np.std(gap, ddof=1) / np.sqrt(gap.size))
-                if gap.size > 1
-                else None,
-                "median": float(np.median(gap)),
-            }
-            for key, gap in gaps.items()
-        },
+        "psnr_gap_db": {key: gap_summary(gap) for key, gap in gaps.items()},
         "psnr_db": {key: values.tolist() for key, values in arrays.items()},
     }
 
