@@ -446,6 +446,8 @@ def main():
     args = parser.parse_args()
     module = load_model_file(MODEL_FILE)
     settings = {**module.defaults, "progress": False, "num_draws": DRAWS}
+    # the diagnostics look at the joint pass (one stage), never at a plug-in pass after it
+    settings["parameter_update"] = dataclasses.replace(settings["parameter_update"], plug_in=False)
     pair_ids = range(args.first, args.first + args.pairs)
     earlier, estimates = {}, None
     if args.diagnostic in ("plug-in", "anchor", "alpha-grid"):

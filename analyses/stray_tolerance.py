@@ -73,6 +73,10 @@ def main():
     settings = {**module.defaults, "progress": False}
     check = settings.pop("stray_check", None) or StrayCheck()
     check = dataclasses.replace(check, tolerance=math.inf)
+    if "parameter_update" in settings:  # the joint pass's end points, no plug-in pass after it
+        settings["parameter_update"] = dataclasses.replace(
+            settings["parameter_update"], plug_in=False
+        )
     started = time.perf_counter()
     tree = bn.sample(module.model, y, stray_check=check, **settings)
     seconds = time.perf_counter() - started

@@ -3,7 +3,7 @@
     python analyses/unknown_parameters.py [--model digits_unknown_mixing] [--pairs 16] [--first K]
         [--json out.json] [--conditioning point] [--draws N] [--start-time T0] [--steps N]
         [--guidance-weight W] [--no-rescaling] [--passes P] [--references-from F.json]
-        [--wrong-from F.json] [--no-stray-check] [--no-references]
+        [--wrong-from F.json] [--no-stray-check] [--no-references] [--no-plug-in]
         [--split {test,validation,heldout}]
 
 A model file with one unknown parameter defines ``PARAMETER`` (its site name), ``model``
@@ -22,9 +22,11 @@ and wrong-theta PSNRs from an earlier JSON of the same model and sampler setting
 as many pairs (they do not depend on the theta updates); ``--wrong-from`` takes only the
 wrong-theta PSNRs, whatever that JSON's stray check. The model file's ``stray_check``
 (:mod:`bayesnoise.stray`; ``--no-stray-check`` drops it) applies to all three runs alike.
-``--no-references`` runs theta unknown only (theta's figures and x's PSNR; for validation
-runs). ``--pool A.json B.json ...`` samples nothing: it pools earlier runs of the same model and
-settings on disjoint pairs into one result.
+``--no-plug-in`` drops the model file's plug-in pass (``ParameterUpdate(plug_in=True)``: x
+drawn again at theta's posterior mean), leaving one stage. ``--no-references`` runs theta
+unknown only (theta's figures and x's PSNR; for validation runs). ``--pool A.json B.json ...``
+samples nothing: it pools earlier runs of the same model and settings on disjoint pairs into one
+result.
 ``--split heldout`` (digits model) mixes Fashion-MNIST test images 1000- with held-out digits
 500- (``analyses/splits.py``; not shipped) at alpha from seeds 20 000 + k: the check that a
 figure is not particular to the shipped pairs.
@@ -133,10 +135,17 @@ POOLED_FIELDS = (
     "settings",
     "rescaling",
     "num_passes",
+    "plug_in",
     "conditioning",
     "stray_check",
 )
-FIELD_DEFAULTS = {"num_passes": 1, "first": 0, "split": "test", "stray_check": None}
+FIELD_DEFAULTS = {
+    "num_passes": 1,
+    "plug_in": False,
+    "first": 0,
+    "split": "test",
+    "stray_check": None,
+}
 
 
 def pool(paths) -> dict:
@@ -251,6 +260,11 @@ def main():
         help="skip the known- and wrong-theta runs (theta's figures and x's PSNR only)",
     )
     parser.add_argument(
+        "--no-plug-in",
+        action="store_true",
+        help="drop the model file's plug-in pass (x at theta's posterior mean): one stage",
+    )
+    parser.add_argument(
         "--pool", type=Path, nargs="+", help="pool earlier JSONs (disjoint pairs); no sampling"
     )
     args = parser.parse_args()
@@ -273,6 +287,8 @@ def main():
         update = dataclasses.replace(update, rescaling=None)
     if args.passes is not None:
         update = dataclasses.replace(update, num_passes=args.passes)
+    if args.no_plug_in:
+        update = dataclasses.replace(update, plug_in=False)
     overrides = {"num_draws": args.draws, "start_time": args.start_time, "num_steps": args.steps}
     settings.update({key: value for key, value in overrides.items() if value is not None})
     if args.guidance_weight is not None:
@@ -370,6 +386,7 @@ def main():
             for name in ("half_width", "num_points", "time", "num_sweeps")
         },
         "num_passes": update.num_passes,
+        "plug_in": update.plug_in,
         "stray_check": check_record,
         "references_from": None if args.references_from is None else str(args.references_from),
         "wrong_from": None if args.wrong_from is None else str(args.wrong_from),

@@ -222,6 +222,20 @@ def end_point_key(seed: int):
     return jax.random.fold_in(_seed_keys(seed)[0], 3)
 
 
+def _means_over_kept(parameters: dict, left_out) -> dict:
+    """Per image, theta's mean over its kept trajectories (over all where none is kept).
+    ``parameters``: ``{name: (image, trajectory, ...)}``; ``left_out``: ``(image, trajectory)``."""
+    kept = ~np.asarray(left_out)
+    kept[~kept.any(axis=1)] = True
+    means = {}
+    for name, value in parameters.items():
+        value = np.asarray(value, dtype=np.float64)
+        weights = kept.reshape(kept.shape + (1,) * (value.ndim - 2))
+        total = np.sum(np.where(weights, value, 0.0), axis=1)
+        means[name] = (total / np.sum(weights, axis=1)).astype(np.float32)
+    return means
+
+
 def _resampled_rows(stray, diverged, rows, num_trajectories, pass_index, seed):
     """For every row of the flat batch, the row whose theta it takes into the next pass: its
     own, or for a stray a kept (neither stray nor diverged) trajectory of the same image drawn
@@ -410,6 +424,10 @@ def sample(
         last pass's residual trace and pass 1's acceptance of theta. With ``stray_check`` too,
         the strays of each pass but the last take the theta of a kept trajectory of their
         image before the next (their number per pass: the ``resampled_strays`` attribute).
+        With ``plug_in``, x and n come from one more pass at theta's posterior mean per image
+        (``constant_data.<name>_plug_in``) and theta's draws from the passes before; those
+        passes' strays are ``sample_stats.parameter_stray`` (theta's NaN), the plug-in pass's
+        ``sample_stats.stray`` (x's and n's NaN).
     stray_check : a :class:`bayesnoise.stray.StrayCheck`: each trajectory's end point gets its
         log density on y's fiber (``sample_stats.end_point_log_density``: the priors' ELBOs,
         and log p(theta) and the fiber's volume when theta is unknown), and those more than
@@ -507,13 +525,24 @@ def sample(
 
     chunk = 1 if loop == "python" else max(1, num_steps // 10)
     num_passes = parameter_update.num_passes if target.parameter_names else 1
+    plug_in = bool(target.parameter_names) and parameter_update.plug_in
     resampled_strays = []
+    joint_parameters = joint_left_out = joint_stray = None  # theta's draws, with plug_in
     restart_key = jax.random.fold_in(init_key, 2)
-    total = num_passes * num_steps
+    total = (num_passes + plug_in) * num_steps
     with tqdm(total=total, disable=not progress, desc=sampler.name, unit="step") as bar:
-        for pass_index in range(num_passes):
+        for pass_index in range(num_passes + plug_in):
             # pass 1 updates theta along the way; later ones redraw (x, n) with theta fixed
             pass_key = step_key if pass_index == 0 else jax.random.fold_in(restart_key, pass_index)
+            if pass_index == num_passes:  # the plug-in pass: theta at its image's mean
+                joint_parameters = {name: unflat(v) for name, v in carry.parameters.items()}
+                joint_left_out = unflat(carry.diverged)
+                if stray_check is not None:
+                    _, joint_stray = check_end_points(carry, end_point_key(seed))
+                    joint_left_out = joint_left_out | joint_stray
+                means = _means_over_kept(joint_parameters, joint_left_out)
+                plugged = {name: jnp.asarray(mean[image_of_row]) for name, mean in means.items()}
+                carry = eqx.tree_at(lambda c: c.parameters, carry, _shard(plugged, num_devices))
             if pass_index > 0:
                 restarted = _restarted_positions(
                     target,
@@ -543,7 +572,12 @@ def sample(
                 )
                 residual_traces.append(residuals)
                 bar.update(length)
-            if target.parameter_names and parameter_update.rescaling is not None:
+            plug_in_pass = pass_index == num_passes  # it keeps theta where it is
+            if (
+                target.parameter_names
+                and parameter_update.rescaling is not None
+                and not plug_in_pass
+            ):
                 carry = _rescale_trajectories(
                     target,
                     carry,
@@ -582,7 +616,12 @@ def sample(
     if target.parameter_names:
         parameter_attrs = {"forward_model_parameters": " ".join(target.parameter_names)}
     return to_datatree(
-        positions={**final_positions, **final_parameters},
+        positions={**final_positions, **(joint_parameters or final_parameters)},
+        parameter_left_out=joint_left_out,
+        parameter_stray=joint_stray,
+        plug_in_parameters=None
+        if joint_parameters is None
+        else {name: value[:, 0] for name, value in final_parameters.items()},
         observations=observations,
         diverged=unflat(carry.diverged),
         stray=stray,
@@ -607,9 +646,10 @@ def sample(
             "sampler": sampler.name,
             "sampler_options": repr(sampler_options or {}),
             "num_steps": num_steps,
-            "network_evaluations_per_prior": num_passes
+            "network_evaluations_per_prior": (num_passes + plug_in)
             * sampler.network_evaluations(num_steps, sampler_options)
-            + (0 if stray_check is None else stray_check.num_times),
+            # every pass ends with the check when there is one
+            + (0 if stray_check is None else (num_passes + plug_in) * stray_check.num_times),
             "start_time": float(start_time),
             "time_spacing": time_spacing,
             "seed": seed,
@@ -621,6 +661,7 @@ def sample(
             **parameter_attrs,
             **({} if stray_check is None else {"stray_tolerance": float(stray_check.tolerance)}),
             **({"resampled_strays": resampled_strays} if resampled_strays else {}),
+            **({"plug_in": "x and n drawn at theta's posterior mean"} if plug_in else {}),
         },
     )
 

@@ -51,6 +51,9 @@ def to_datatree(
     parameter_acceptance=None,
     stray=None,
     end_point_log_density=None,
+    parameter_left_out=None,
+    parameter_stray=None,
+    plug_in_parameters=None,
     time_grid=None,
     seed=0,
     single_image,
@@ -77,6 +80,12 @@ def to_datatree(
 
     ``stray`` (image, trajectory), when given, flags trajectories left out like diverged ones
     (NaN; :mod:`bayesnoise.stray`), in ``sample_stats.stray`` beside ``end_point_log_density``.
+
+    When theta's draws come from earlier passes than (x, n) (``ParameterUpdate(plug_in=True)``),
+    ``parameter_left_out`` (image, trajectory) is theta's own mask of diverged and stray draws
+    in place of the one above, ``parameter_stray`` (its strays) goes to
+    ``sample_stats.parameter_stray`` and ``plug_in_parameters`` (``{name: (image, ...)}``, the
+    value x and n were drawn at) to ``constant_data.<name>_plug_in``.
     """
     diverged = np.asarray(diverged)
     left_out = diverged if stray is None else diverged | np.asarray(stray)
@@ -90,16 +99,17 @@ def to_datatree(
         values = np.moveaxis(values, 0, 2)
         return values[:, :, 0] if single_image else values
 
-    def without_left_out(values):
+    def without_left_out(values, mask=left_out):
         values = np.asarray(values, dtype=np.float32).copy()
-        values[left_out] = np.nan
+        values[mask] = np.nan
         return arrange(values)
 
     image_dims = [] if single_image else ["image"]
     posterior, dims, taken = {}, {}, {}
     latent_dims = {}
     for name, values in positions.items():
-        posterior[name] = without_left_out(values)
+        plugged_in = name in (plug_in_parameters or {})  # theta's draws from earlier passes
+        posterior[name] = without_left_out(values, parameter_left_out if plugged_in else left_out)
         latent_dims[name] = _event_dims(name, np.shape(values)[2:], taken)
         dims[name] = image_dims + latent_dims[name]
     observed = np.asarray(observations)
@@ -125,6 +135,9 @@ def to_datatree(
         sample_stats["stray"] = arrange(stray)
         sample_stats["end_point_log_density"] = arrange(end_point_log_density)
         dims["stray"] = dims["end_point_log_density"] = image_dims
+    if parameter_stray is not None:
+        sample_stats["parameter_stray"] = arrange(parameter_stray)
+        dims["parameter_stray"] = image_dims
     if solver_failures is not None:
         sample_stats["solver_failures"] = arrange(solver_failures)
         sample_stats["solver_steps_max"] = arrange(solver_steps_max)
@@ -138,6 +151,10 @@ def to_datatree(
     if time_grid is not None:
         constant_data["time_grid"] = np.asarray(time_grid, dtype=np.float32)
         dims["time_grid"] = ["time_index"]
+    for name, values in (plug_in_parameters or {}).items():
+        values = np.asarray(values, dtype=np.float32)
+        constant_data[f"{name}_plug_in"] = values[0] if single_image else values
+        dims[f"{name}_plug_in"] = image_dims + latent_dims[name]
     if constant_data:
         groups["constant_data"] = constant_data
     if predicted_observations is not None:

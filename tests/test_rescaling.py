@@ -128,31 +128,48 @@ def test_sample_applies_the_move_and_checks_it():
         )
 
 
+def whitened_draws(model, y, alphas, draws):
+    """Each draw of x whitened by the closed-form p(x | alpha, y) at its own alpha."""
+    whitened = []
+    for value, draw in zip(alphas, draws, strict=True):
+        known = handlers.condition(model, data={"alpha": float(value)})
+        mean, covariance = gaussian_posterior(known, y)["x"]
+        whitened.append(np.linalg.solve(np.linalg.cholesky(covariance), draw - mean))
+    return np.concatenate(whitened)
+
+
+def assert_standard_normal(values):
+    assert abs(values.mean()) < 4 / np.sqrt(values.size)
+    assert abs(values.var() - 1.0) < 4 * np.sqrt(2.0 / values.size)
+
+
 def test_later_passes_redraw_x_and_n_given_each_trajectorys_alpha():
     """num_passes = 2 without the move: alpha stays pass 1's (same seed) and (x, n) are drawn
     afresh from p(x, n | alpha_i, y) for each trajectory's alpha_i: whitened by that closed-form
-    conditional, x's draws are N(0, 1)."""
+    conditional, x's draws are N(0, 1). With plug_in, alpha stays pass 1's too and x's draws
+    come from p(x | alpha_hat, y), alpha_hat the mean of alpha's draws."""
     model = unknown_mixing_model()
     y, _, _ = simulated(model, seed=1)
     settings = {"num_chains": 1, "num_draws": 32, "num_steps": 50, "seed": 1, "progress": False}
     one = bn.sample(model, y, **settings)
-    two = bn.sample(model, y, parameter_update=ParameterUpdate(num_passes=2), **settings)
+    one_alpha = np.asarray(one.posterior["alpha"]).ravel()
     evaluations = "network_evaluations_per_prior"
-    assert two.posterior.attrs[evaluations] == 2 * one.posterior.attrs[evaluations]
-    alpha = np.asarray(two.posterior["alpha"]).ravel()
-    np.testing.assert_array_equal(alpha, np.asarray(one.posterior["alpha"]).ravel())
-    x = np.asarray(two.posterior["x"]).reshape(len(alpha), -1)
-    assert np.all(np.abs(x - np.asarray(one.posterior["x"]).reshape(x.shape)) > 0)
-    whitened = []
-    for value, draw in zip(alpha, x, strict=True):
-        known = handlers.condition(model, data={"alpha": float(value)})
-        mean, covariance = gaussian_posterior(known, y)["x"]
-        whitened.append(np.linalg.solve(np.linalg.cholesky(covariance), draw - mean))
-    whitened = np.concatenate(whitened)
-    assert abs(whitened.mean()) < 4 / np.sqrt(whitened.size)
-    assert abs(whitened.var() - 1.0) < 4 * np.sqrt(2.0 / whitened.size)
+    for update in (ParameterUpdate(num_passes=2), ParameterUpdate(plug_in=True)):
+        two = bn.sample(model, y, parameter_update=update, **settings)
+        assert two.posterior.attrs[evaluations] == 2 * one.posterior.attrs[evaluations]
+        alpha = np.asarray(two.posterior["alpha"]).ravel()
+        np.testing.assert_array_equal(alpha, one_alpha)
+        x = np.asarray(two.posterior["x"]).reshape(len(alpha), -1)
+        assert np.all(np.abs(x - np.asarray(one.posterior["x"]).reshape(x.shape)) > 0)
+        if update.plug_in:
+            alpha_hat = float(two.constant_data["alpha_plug_in"])
+            np.testing.assert_allclose(alpha_hat, one_alpha.mean(), rtol=1e-6)
+            alpha = np.full_like(alpha, alpha_hat)
+        assert_standard_normal(whitened_draws(model, y, alpha, x))
     with pytest.raises(ValueError, match="num_passes must be a positive integer"):
         ParameterUpdate(num_passes=0)
+    with pytest.raises(TypeError, match="plug_in must be True or False"):
+        ParameterUpdate(plug_in=1)
 
 
 def test_between_passes_strays_take_the_alpha_of_a_kept_trajectory():
@@ -174,6 +191,21 @@ def test_between_passes_strays_take_the_alpha_of_a_kept_trajectory():
     stray = np.asarray(two.sample_stats["stray"]).reshape(6, 2)
     np.testing.assert_array_equal(np.where(stray, best, alpha), np.broadcast_to(best, (6, 2)))
     assert two.posterior.attrs["resampled_strays"] == [10]
+    # plug_in: x at the mean alpha of pass 1's kept trajectories (here each image's best);
+    # alpha's draws are pass 1's, left out where pass 1 found strays, x's where the last did
+    plug_in = bn.sample(
+        model, y, stray_check=check, parameter_update=ParameterUpdate(plug_in=True), **settings
+    )
+    np.testing.assert_array_equal(np.asarray(plug_in.constant_data["alpha_plug_in"]), best)
+    parameter_stray = np.asarray(plug_in.sample_stats["parameter_stray"]).reshape(6, 2)
+    np.testing.assert_array_equal(parameter_stray, ~kept)
+    # pass 1 is the one-pass run's (same seed), NaN included
+    np.testing.assert_array_equal(plug_in.posterior["alpha"], one.posterior["alpha"])
+    x_stray = np.asarray(plug_in.sample_stats["stray"]).reshape(6, 2)
+    plug_in_x = np.asarray(plug_in.posterior["x"]).reshape(6, 2, -1)
+    assert np.all(np.isnan(plug_in_x[x_stray])) and np.all(np.isfinite(plug_in_x[~x_stray]))
+    evaluations = "network_evaluations_per_prior"
+    assert plug_in.posterior.attrs[evaluations] == 2 * one.posterior.attrs[evaluations]
     # without the check the passes keep each trajectory's own alpha
     unchecked = bn.sample(model, y, parameter_update=ParameterUpdate(num_passes=2), **settings)
     assert len(np.unique(np.asarray(unchecked.posterior["alpha"]))) == 12

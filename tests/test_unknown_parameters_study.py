@@ -90,6 +90,9 @@ def test_pooling_refuses_other_settings_and_overlapping_pairs(study, tmp_path):
     other = write(tmp_path, "b.json", fake_run(16, 16, seed=1, num_passes=3))
     with pytest.raises(ValueError, match=r"num_passes.*\[3\] against \[1\]"):
         study.pool([first, other])
+    two_stages = write(tmp_path, "d.json", fake_run(16, 16, seed=1, plug_in=True))
+    with pytest.raises(ValueError, match=r"plug_in.*\[True\] against \[False\]"):
+        study.pool([first, two_stages])
     overlapping = write(tmp_path, "c.json", fake_run(8, 16, seed=2))
     with pytest.raises(ValueError, match="disjoint pairs.*ends at pair 15.*starts at pair 8"):
         study.pool([first, overlapping])
@@ -114,10 +117,10 @@ def test_runs_without_references_have_no_gaps_and_pool_only_with_their_kind(stud
 def test_runs_written_before_num_passes_existed_pool_as_one_pass(study, tmp_path):
     old = fake_run(0, 8, seed=0)
     del old["num_passes"], old["first"]
-    pooled = study.pool(
-        [write(tmp_path, "old.json", old), write(tmp_path, "new.json", fake_run(8, 8, 1))]
-    )
+    new = fake_run(8, 8, 1, plug_in=False)
+    pooled = study.pool([write(tmp_path, "old.json", old), write(tmp_path, "new.json", new)])
     assert pooled["num_passes"] == 1 and pooled["pairs"] == 16
+    assert pooled["plug_in"] is False
 
 
 def test_pooling_sums_stray_counts_and_refuses_another_stray_check(study, tmp_path):
