@@ -45,7 +45,12 @@ import splits
 
 import bayesnoise as bn
 from bayesnoise.atomic import atomic_write_bytes
-from bayesnoise.calibration import interval_coverage, randomised_pit
+from bayesnoise.calibration import (
+    fit_spread_scale,
+    interval_coverage,
+    randomised_pit,
+    scale_spread,
+)
 from bayesnoise.metrics import psnr
 from bayesnoise.model_file import load_model_file
 from bayesnoise.parameters import CONDITIONINGS, ParameterUpdate
@@ -93,6 +98,7 @@ def theta_summary(tree, parameter: str, thetas) -> dict:
     return {
         **theta_figures(thetas, mean, pit),
         "theta_interval_90_width_mean": float(np.mean(upper - lower)),
+        "theta_draws": [column[np.isfinite(column)].tolist() for column in draws.T],
     }
 
 
@@ -179,8 +185,8 @@ def pool(paths) -> dict:
                 f"starts at pair {start}."
             )
     joined = {
-        key: [value for result in results for value in result[key]]
-        for key in ("theta_true", "theta_posterior_mean", "theta_pit")
+        key: [value for result in results for value in result.get(key, [])]
+        for key in ("theta_true", "theta_posterior_mean", "theta_pit", "theta_draws")
     }
     runs = {
         key: [value for result in results for value in result["psnr_db"][key]]
@@ -197,6 +203,8 @@ def pool(paths) -> dict:
         "theta_interval_90_width_mean": float(
             sum(r["theta_interval_90_width_mean"] * r["pairs"] for r in results) / pairs
         ),
+        # runs written before the draws were kept have none
+        **({"theta_draws": joined["theta_draws"]} if len(joined["theta_draws"]) == pairs else {}),
         **psnr_figures(runs),
         "diverged_unknown": int(sum(result["diverged_unknown"] for result in results)),
         **{
@@ -206,6 +214,53 @@ def pool(paths) -> dict:
             for key in ("strays_unknown", "strays_known")
         },
         "unknown_seconds": float(sum(result["unknown_seconds"] for result in results)),
+    }
+
+
+def with_spread_scale(result: dict, validation: dict, source: Path) -> dict:
+    """``result`` with theta's coverage after its draws are pushed from their mean by the
+    spread scale fitted (:func:`bayesnoise.calibration.fit_spread_scale`, 50% and 90%
+    intervals) on ``validation``, an earlier run on the validation split of the same model
+    and settings: a post-hoc widening of theta's interval, never fitted on the pairs it is
+    reported on."""
+    validation = {**FIELD_DEFAULTS, **validation}
+    differing = [
+        field
+        for field in POOLED_FIELDS
+        if field not in ("split", "plug_in") and validation.get(field) != result.get(field)
+    ]
+    if validation["split"] != "validation" or differing or "theta_draws" not in validation:
+        raise ValueError(
+            f"--spread-scale-from needs a run on the validation split of the same model and "
+            f"settings, with theta's draws. {source} is on split {validation['split']}, "
+            f"differs in {differing}, has draws: {'theta_draws' in validation}."
+        )
+    if "theta_draws" not in result:
+        raise ValueError("--spread-scale-from needs this run's theta draws (newer runs keep them).")
+    scale, validation_coverage = fit_spread_scale(
+        [
+            (np.asarray(draws), np.float64(theta))
+            for draws, theta in zip(
+                validation["theta_draws"], validation["theta_true"], strict=True
+            )
+        ]
+    )
+    pit = [
+        randomised_pit(scale_spread(np.asarray(draws), scale), np.float64(theta), seed=k)
+        for k, (draws, theta) in enumerate(
+            zip(result["theta_draws"], result["theta_true"], strict=True)
+        )
+    ]
+    return {
+        **result,
+        "theta_spread_scale": {
+            "scale": scale,
+            "fitted_on": str(source),
+            "validation_coverage_50_90": validation_coverage,
+        },
+        "theta_interval_90_coverage_scaled": float(interval_coverage(np.array(pit), (0.9,))[0]),
+        "theta_interval_50_coverage_scaled": float(interval_coverage(np.array(pit), (0.5,))[0]),
+        "theta_pit_scaled": [float(value) for value in pit],
     }
 
 
@@ -265,15 +320,31 @@ def main():
         help="drop the model file's plug-in pass (x at theta's posterior mean): one stage",
     )
     parser.add_argument(
+        "--spread-scale-from",
+        type=Path,
+        help="a validation run's JSON: fit a spread scale of theta's draws there and report "
+        "the coverage it gives here",
+    )
+    parser.add_argument(
         "--pool", type=Path, nargs="+", help="pool earlier JSONs (disjoint pairs); no sampling"
     )
     args = parser.parse_args()
+
+    def calibrated(result):
+        if args.spread_scale_from is None:
+            return result
+        try:
+            validation = json.loads(args.spread_scale_from.read_text())
+            return with_spread_scale(result, validation, args.spread_scale_from)
+        except ValueError as error:
+            parser.error(str(error))
+
     if args.pool:
         try:
             pooled = pool(args.pool)
         except ValueError as error:
             parser.error(str(error))
-        write_result(pooled, args.json)
+        write_result(calibrated(pooled), args.json)
         return 0
     module = load_model_file(MODELS / f"{args.model}.py")
     parameter = module.PARAMETER
@@ -402,7 +473,7 @@ def main():
         ),
         "unknown_seconds": unknown_seconds,
     }
-    write_result(result, args.json)
+    write_result(calibrated(result), args.json)
     return 0
 
 

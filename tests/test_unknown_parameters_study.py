@@ -155,3 +155,37 @@ def test_stray_tolerance_rows_average_the_kept_trajectories():
     assert rows[500.0]["kept_fraction"] == 0.75
     # the stray (all zeros) pulls the mean to 1/3: PSNR of a 1/6 error
     np.testing.assert_allclose(rows["inf"]["psnr_mean_db"], 20 * np.log10(6), rtol=1e-4)
+
+
+def narrow_draws_run(first, pairs, seed, split):
+    """A run whose theta draws are three times too narrow: truth ~ N(m, 0.03), draws ~
+    N(m, 0.01)."""
+    rng = np.random.default_rng(seed)
+    means = rng.uniform(0.3, 0.7, pairs)
+    truths = means + rng.normal(0, 0.03, pairs)
+    draws = means[:, None] + rng.normal(0, 0.01, (pairs, 64))
+    return fake_run(
+        first,
+        pairs,
+        seed,
+        split=split,
+        theta_true=truths.tolist(),
+        theta_draws=draws.tolist(),
+    )
+
+
+def test_spread_scale_is_fitted_on_validation_and_widens_theta_here(study, tmp_path):
+    validation = narrow_draws_run(0, 400, seed=0, split="validation")
+    test = narrow_draws_run(0, 400, seed=1, split="test")
+    scaled = study.with_spread_scale(test, validation, Path("v.json"))
+    assert scaled["theta_spread_scale"]["scale"] == pytest.approx(3.0, rel=0.15)
+    assert scaled["theta_interval_90_coverage_scaled"] == pytest.approx(0.9, abs=0.05)
+    assert scaled["theta_interval_50_coverage_scaled"] == pytest.approx(0.5, abs=0.08)
+    with pytest.raises(ValueError, match="validation split.*split test"):
+        study.with_spread_scale(test, test, Path("t.json"))
+    with pytest.raises(ValueError, match=r"differs in \['num_passes'\]"):
+        study.with_spread_scale(test, {**validation, "num_passes": 2}, Path("v.json"))
+    # pooling keeps the draws
+    halves = [narrow_draws_run(first, 8, seed, "test") for first, seed in ((0, 2), (8, 3))]
+    pooled = study.pool([write(tmp_path, f"{k}.json", run) for k, run in enumerate(halves)])
+    assert pooled["theta_draws"] == halves[0]["theta_draws"] + halves[1]["theta_draws"]
