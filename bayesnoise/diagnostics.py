@@ -107,10 +107,10 @@ def _parameter_posterior(draws) -> dict:
 def summarize(tree) -> dict:
     """A JSON-ready summary of a posterior of independent draws.
 
-    Top level: draws, divergences, strays (when checked, :mod:`bayesnoise.stray`), solver
-    failures, the final residual norm. Per latent: the number of usable (neither diverged nor
-    stray) draws, the median and max over elements of the Monte Carlo standard error of the
-    posterior mean and sd, and the split check (see
+    Top level: draws, divergences, strays (when checked, :mod:`bayesnoise.stray`; theta's own
+    too with ``plug_in``), solver failures, the final residual norm. Per latent: the number of
+    usable (neither diverged nor stray) draws, the median and max over elements of the Monte
+    Carlo standard error of the posterior mean and sd, and the split check (see
     :func:`_split_check`). Forward-model parameters (named in the ``forward_model_parameters``
     attribute) also get ``posterior``: mean, sd and central 90% interval, and the summary the
     mean HMC acceptance of their updates. ``dependent_draw_diagnostics``: R-hat and ESS,
@@ -129,6 +129,8 @@ def summarize(tree) -> dict:
     }
     if "stray" in stats:
         summary["num_strays"] = int(np.asarray(stats["stray"]).sum())
+    if "parameter_stray" in stats:  # plug_in: theta's draws have their own strays
+        summary["num_parameter_strays"] = int(np.asarray(stats["parameter_stray"]).sum())
     if "solver_failures" in stats:
         failures = np.asarray(stats["solver_failures"])
         summary["num_trajectories_with_solver_failures"] = int(np.sum(failures > 0))

@@ -199,6 +199,7 @@ def test_between_passes_strays_take_the_alpha_of_a_kept_trajectory():
     np.testing.assert_array_equal(np.asarray(plug_in.constant_data["alpha_plug_in"]), best)
     parameter_stray = np.asarray(plug_in.sample_stats["parameter_stray"]).reshape(6, 2)
     np.testing.assert_array_equal(parameter_stray, ~kept)
+    assert bn.summarize(plug_in)["num_parameter_strays"] == 10
     # pass 1 is the one-pass run's (same seed), NaN included
     np.testing.assert_array_equal(plug_in.posterior["alpha"], one.posterior["alpha"])
     x_stray = np.asarray(plug_in.sample_stats["stray"]).reshape(6, 2)
