@@ -130,26 +130,40 @@ def fit_spread_scale(
     return best, [float(c) for c in best_coverage]
 
 
-def scale_posterior_spread(tree, scale: float):
-    """A copy of a posterior DataTree whose draws of each latent (not of forward-model
-    parameters) are ``mean + scale (draw - mean)``, the mean taken over (chain, draw) per image
-    without diverged draws; ``posterior.attrs["spread_scale"]`` records it.
+def scale_posterior_spread(tree, scale: float, *, parameter_scales: dict | None = None):
+    """A copy of a posterior DataTree whose draws of each latent are ``mean + scale (draw -
+    mean)``, the mean taken over (chain, draw) per image without diverged draws;
+    ``posterior.attrs["spread_scale"]`` records it. Forward-model parameters are left alone
+    unless ``parameter_scales`` (``{name: scale}``) names them; each one scaled is recorded in
+    ``posterior.attrs["<name>_spread_scale"]``.
 
     A post-hoc temperature for a sampler whose intervals are too wide (scale < 1) or too
     narrow (scale > 1), fitted on validation pairs (:func:`fit_spread_scale`): the posterior
-    mean is unchanged, the draws are no longer the sampler's.
+    mean is unchanged, the draws are no longer the sampler's. Widened draws are not held to
+    their support: with a large scale a mixing weight's could leave (0, 1).
     """
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < np.inf:
-        raise ValueError(f"spread scale must be a positive finite number. Got {scale!r}.")
+    parameter_scales = dict(parameter_scales or {})
+    for value in (scale, *parameter_scales.values()):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < np.inf:
+            raise ValueError(f"spread scale must be a positive finite number. Got {value!r}.")
     tree = tree.copy(deep=True)
     posterior = tree["posterior"].to_dataset()
     parameters = str(posterior.attrs.get("forward_model_parameters", "")).split()
+    unknown = sorted(set(parameter_scales) - set(parameters))
+    if unknown:
+        raise ValueError(
+            f"parameter_scales names {unknown}, which are not forward-model parameters of this "
+            f"posterior. Its parameters: {parameters}."
+        )
     for name in posterior.data_vars:
-        if name in parameters:
+        if name in parameters and name not in parameter_scales:
             continue
+        factor = parameter_scales.get(name, scale)
         draws = posterior[name]
         mean = draws.mean(("chain", "draw"), skipna=True)
-        posterior[name] = (mean + scale * (draws - mean)).transpose(*draws.dims)
+        posterior[name] = (mean + factor * (draws - mean)).transpose(*draws.dims)
     posterior.attrs["spread_scale"] = float(scale)
+    for name, factor in parameter_scales.items():
+        posterior.attrs[f"{name}_spread_scale"] = float(factor)
     tree["posterior"] = posterior
     return tree

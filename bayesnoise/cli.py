@@ -165,25 +165,29 @@ def _metrics(posterior: dict, truth: dict) -> dict:
     return metrics
 
 
-def _spread_scale(text: str | None, module, model_file: str) -> float | None:
-    """--spread-scale: a positive number, or "model" for the model file's ``spread_scale``."""
+def _spread_scale(text: str | None, module, model_file: str) -> tuple[float | None, dict]:
+    """--spread-scale: a positive number (for the latents), or "model" for the model file's
+    ``spread_scale`` (latents; 1 if it defines none) and ``parameter_spread_scales``
+    (``{name: scale}`` for forward-model parameters, if it defines them)."""
     if text is None:
-        return None
+        return None, {}
     if text == "model":
-        if not hasattr(module, "spread_scale"):
+        if not hasattr(module, "spread_scale") and not hasattr(module, "parameter_spread_scales"):
             raise ValueError(
-                f"--spread-scale model needs a spread_scale in model file {model_file!r}; it "
-                "defines none. Give a number, or fit one on validation pairs "
-                "(analyses/calibration.py)."
+                f"--spread-scale model needs a spread_scale or parameter_spread_scales in model "
+                f"file {model_file!r}; it defines neither. Give a number, or fit one on "
+                "validation pairs (analyses/calibration.py)."
             )
-        return float(module.spread_scale)
+        return float(getattr(module, "spread_scale", 1.0)), dict(
+            getattr(module, "parameter_spread_scales", {})
+        )
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not 0 < value < math.inf:
         raise ValueError(f"--spread-scale must be a positive number or 'model'. Got {text!r}.")
-    return value
+    return value, {}
 
 
 def _sample(args) -> dict:
@@ -229,11 +233,11 @@ def _sample(args) -> dict:
             settings["sampler_options"], settings["sampler"], file_sampler, say=_say(args)
         )
 
-    spread_scale = _spread_scale(args.spread_scale, module, args.model_file)
+    spread_scale, parameter_scales = _spread_scale(args.spread_scale, module, args.model_file)
     started = time.perf_counter()
     tree = bn.sample(module.model, observation, seed=args.seed, progress=not args.quiet, **settings)
     if spread_scale is not None:
-        tree = scale_posterior_spread(tree, spread_scale)
+        tree = scale_posterior_spread(tree, spread_scale, parameter_scales=parameter_scales)
     summary = bn.summarize(tree)
     summary["wall_time_s"] = time.perf_counter() - started
     # a model file may compose its sampler (bn.sampler(...)): record it by its name; other
@@ -448,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--spread-scale",
         dest="spread_scale",
         help="rescale each latent's draws about their mean by this factor after sampling (a "
-        "temperature fitted on validation pairs; 'model': the model file's spread_scale); "
+        "temperature fitted on validation pairs; 'model': the model file's spread_scale and "
+        "parameter_spread_scales); "
         "recorded in the summary and the posterior's attrs",
     )
     sample.add_argument("--seed", type=int, default=0)

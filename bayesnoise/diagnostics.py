@@ -155,6 +155,8 @@ def summarize(tree) -> dict:
             latent["split_check"] = _split_check(draws)
         if name in parameter_names and len(draws) >= 2:
             latent["posterior"] = _parameter_posterior(draws)
+        if f"{name}_spread_scale" in posterior.attrs:  # widened after sampling
+            latent["spread_scale"] = float(posterior.attrs[f"{name}_spread_scale"])
         summary[name] = latent
     if num_chains >= 2 and num_draws >= 2:
         summary["dependent_draw_diagnostics"] = _dependent_draw_diagnostics(tree)

@@ -148,3 +148,25 @@ def test_scale_posterior_spread_keeps_means_and_records_the_scale():
     assert "spread_scale" not in tree.posterior.attrs  # the input is left as it was
     with pytest.raises(ValueError, match="spread scale must be a positive finite number"):
         scale_posterior_spread(tree, 0.0)
+
+
+def test_scale_posterior_spread_widens_a_forward_model_parameter_only_when_named():
+    from test_parameters import simulated, unknown_mixing_model
+
+    model = unknown_mixing_model()
+    y, _, _ = simulated(model, seed=1)
+    tree = bn.sample(model, y, num_chains=2, num_draws=4, num_steps=5, progress=False)
+    alpha = np.asarray(tree.posterior["alpha"])
+    unnamed = scale_posterior_spread(tree, 0.5)
+    np.testing.assert_array_equal(unnamed.posterior["alpha"], alpha)
+    scaled = scale_posterior_spread(tree, 1.0, parameter_scales={"alpha": 2.0})
+    widened = np.asarray(scaled.posterior["alpha"])
+    np.testing.assert_allclose(widened.mean(), alpha.mean(), rtol=1e-5)
+    np.testing.assert_allclose(widened.std(), 2.0 * alpha.std(), rtol=1e-4)
+    np.testing.assert_allclose(scaled.posterior["x"], tree.posterior["x"], atol=1e-6)
+    assert scaled.posterior.attrs["alpha_spread_scale"] == 2.0
+    assert bn.summarize(scaled)["alpha"]["spread_scale"] == 2.0
+    with pytest.raises(ValueError, match=r"names \['sigma'\].*Its parameters: \['alpha'\]"):
+        scale_posterior_spread(tree, 1.0, parameter_scales={"sigma": 2.0})
+    with pytest.raises(ValueError, match="spread scale must be a positive finite number"):
+        scale_posterior_spread(tree, 1.0, parameter_scales={"alpha": -1.0})

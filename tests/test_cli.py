@@ -423,7 +423,11 @@ def test_version_comes_from_the_installed_metadata(capsys):
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("model", r"--spread-scale model needs a spread_scale in model file .*gaussian_toy.py"),
+        (
+            "model",
+            r"--spread-scale model needs a spread_scale or parameter_spread_scales in model "
+            r"file .*gaussian_toy.py",
+        ),
         ("-1", r"--spread-scale must be a positive number or 'model'. Got '-1'"),
         ("wide", r"--spread-scale must be a positive number or 'model'. Got 'wide'"),
     ],
