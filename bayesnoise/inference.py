@@ -23,8 +23,8 @@ Forward-model parameters theta (latent sites without a score prior) are carried 
 and updated after each step by :func:`bayesnoise.parameters.update_parameters` (and, with a
 ``RescalingMove``, moved with (x, n) after the last step; with ``num_passes`` > 1, (x, n) are
 then redrawn given each trajectory's theta and moved again, and with a stray check the strays
-first take the theta of a kept trajectory of their image); models without them run exactly as
-before.
+first take the theta of a kept trajectory of their image; with ``plug_in``, x and n are drawn
+once more at each image's posterior mean of theta); models without them run exactly as before.
 
 With a :class:`~bayesnoise.stray.StrayCheck`, the end points are compared by their density on
 y's fiber (the priors', and the likelihood's volume when theta is unknown) and the trajectories
@@ -534,7 +534,8 @@ def sample(
         for pass_index in range(num_passes + plug_in):
             # pass 1 updates theta along the way; later ones redraw (x, n) with theta fixed
             pass_key = step_key if pass_index == 0 else jax.random.fold_in(restart_key, pass_index)
-            if pass_index == num_passes:  # the plug-in pass: theta at its image's mean
+            plug_in_pass = pass_index == num_passes  # theta at its image's mean, kept there
+            if plug_in_pass:
                 joint_parameters = {name: unflat(v) for name, v in carry.parameters.items()}
                 joint_left_out = unflat(carry.diverged)
                 if stray_check is not None:
@@ -572,7 +573,6 @@ def sample(
                 )
                 residual_traces.append(residuals)
                 bar.update(length)
-            plug_in_pass = pass_index == num_passes  # it keeps theta where it is
             if (
                 target.parameter_names
                 and parameter_update.rescaling is not None
