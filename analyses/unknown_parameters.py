@@ -4,6 +4,7 @@
         [--json out.json] [--conditioning point] [--draws N] [--start-time T0] [--steps N]
         [--guidance-weight W] [--no-rescaling] [--passes P] [--references-from F.json]
         [--wrong-from F.json] [--no-stray-check] [--no-references] [--no-plug-in]
+        [--spread-scale-from VALIDATION.json]
         [--split {test,validation,heldout}]
 
 A model file with one unknown parameter defines ``PARAMETER`` (its site name), ``model``
@@ -27,6 +28,8 @@ drawn again at theta's posterior mean), leaving one stage. ``--no-references`` r
 unknown only (theta's figures and x's PSNR; for validation runs). ``--pool A.json B.json ...``
 samples nothing: it pools earlier runs of the same model and settings on disjoint pairs into one
 result.
+``--spread-scale-from V.json`` (a run on the validation split, same settings) fits a spread
+scale of theta's draws there and reports the coverage it gives this run (or pool).
 ``--split heldout`` (digits model) mixes Fashion-MNIST test images 1000- with held-out digits
 500- (``analyses/splits.py``; not shipped) at alpha from seeds 20 000 + k: the check that a
 figure is not particular to the shipped pairs.
