@@ -230,9 +230,8 @@ def _means_over_kept(parameters: dict, left_out) -> dict:
     means = {}
     for name, value in parameters.items():
         value = np.asarray(value, dtype=np.float64)
-        weights = kept.reshape(kept.shape + (1,) * (value.ndim - 2))
-        total = np.sum(np.where(weights, value, 0.0), axis=1)
-        means[name] = (total / np.sum(weights, axis=1)).astype(np.float32)
+        where = np.broadcast_to(kept.reshape(kept.shape + (1,) * (value.ndim - 2)), value.shape)
+        means[name] = np.mean(value, axis=1, where=where).astype(np.float32)
     return means
 
 
