@@ -41,6 +41,11 @@ def main(argv=None):
     parser.add_argument("--state", type=Path, default=None, help="resumable training state")
     parser.add_argument("--device", default="CPU, 2 cores, shared")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float16"])
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="train on from this checkpoint of the same U-Net (its weights; "
+                        "a fresh optimiser), e.g. the shipped prior")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0,
+                        help="training randomness (batches, times, noise)")  # fmt: skip
     args = parser.parse_args(argv)
     dataset, filename, options, batch_size = PRIORS[args.prior]
     out = args.out or ASSETS / filename
@@ -59,6 +64,8 @@ def main(argv=None):
         state_path=state,
         max_wall_time=args.minutes * 60,
         weights_dtype=args.dtype,
+        init_from=args.init_from,
+        seed=args.seed,
         device=args.device,
         command="python analyses/train_priors.py " + shlex.join(sys.argv[1:]),
     )

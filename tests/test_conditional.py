@@ -427,16 +427,42 @@ def test_bayesnoise_train_init_from_an_unconditional_checkpoint(tmp_path):
             progress=False,
         )
     np.save(tmp_path / "clean.npy", signal)
-    with pytest.raises(ValueError, match="init_from starts a conditional network"):
+    with pytest.raises(ValueError, match="init_from starts a U-Net from a U-Net checkpoint"):
         train_from_config(
             str(tmp_path / "clean.npy"),
-            None,
+            "ncsnv2",
             tmp_path / "c4.eqx",
             steps=1,
-            preset="tiny",
             init_from=start,
             progress=False,
         )
+
+
+def test_unconditional_training_trains_on_from_a_checkpoint(tmp_path):
+    # init_from on clean images continues the checkpoint's network: with a learning rate of
+    # 1e-9 (Adam moves a weight by about that per step) the EMA weights are the checkpoint's.
+    sde = bn.VPSDE()
+    start = tmp_path / "start.eqx"
+    header = {"sde": sde_to_header(sde), "data": {"shape": list(SHAPE)}}
+    trained = tiny_unconditional_unet()
+    save_checkpoint(start, trained, header)
+    signal = np.random.default_rng(0).uniform(size=(20, 8, 8, 1)).astype(np.float32)
+    np.save(tmp_path / "clean.npy", signal)
+    out = tmp_path / "continued.eqx"
+    network, written = train_from_config(
+        str(tmp_path / "clean.npy"), None, out, steps=2, preset="tiny", batch_size=4,
+        learning_rate=1e-9, init_from=start, progress=False,
+    )  # fmt: skip
+    for leaf, expected in zip(
+        jax.tree.leaves(eqx.filter(network, eqx.is_array)),
+        jax.tree.leaves(eqx.filter(trained, eqx.is_array)),
+        strict=True,
+    ):
+        np.testing.assert_allclose(leaf, expected, rtol=0, atol=1e-7)
+    record = written["training"]["init_from"]
+    assert record["sha256"] == read_header(start)["sha256"]
+    assert record["rule"].endswith("fresh optimiser state")
+    assert written["training"]["steps"] == 2
 
 
 # --------------------------------------------------------------------------- the §3.1 study

@@ -58,10 +58,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "masking it (mask); off: y always kept (but for the dropout)")  # fmt: skip
     paired.add_argument("--conditioning-temperature", type=float, default=1.0,
                         help="T of eq. 14")  # fmt: skip
-    paired.add_argument("--init-from", metavar="CHECKPOINT",
-                        help="start from this unconditional checkpoint of the same network "
-                        "(its weights; zeros on the new y and mask inputs)")  # fmt: skip
     network = train.add_argument_group("network")
+    network.add_argument("--init-from", metavar="CHECKPOINT",
+                         help="start from this unconditional checkpoint of the same U-Net: a "
+                         "conditional network from its weights (zeros on the new y and mask "
+                         "inputs), an unconditional one trains on from it")  # fmt: skip
     network.add_argument("--preset", choices=["tiny", "small", "paper"],
                          help="network size (default: small)")  # fmt: skip
     network.add_argument("--architecture", choices=["unet", "ncsnv2"],

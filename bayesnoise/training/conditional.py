@@ -202,11 +202,13 @@ def conditional_from_unconditional(
 
 
 def warm_start(path, network: eqx.Module, sde: AbstractSDE) -> tuple[eqx.Module, dict]:
-    """``network``'s architecture started from the unconditional checkpoint at ``path``
-    (:func:`conditional_from_unconditional`), and the header entry that records it.
+    """``network``'s architecture started from the unconditional checkpoint at ``path``, and
+    the header entry that records it.
 
-    The checkpoint must hold a U-Net of the same hyper-parameters (but for the condition
-    channels), trained under the same SDE.
+    A conditional ``network`` starts as the checkpoint (:func:`conditional_from_unconditional`);
+    an unconditional one *is* the checkpoint, trained further (with a fresh optimiser: the
+    checkpoint holds the EMA weights only). The checkpoint must hold a U-Net of the same
+    hyper-parameters (but for the condition channels), trained under the same SDE.
     """
     from bayesnoise.checkpoints import load_checkpoint, sde_to_header
 
@@ -224,11 +226,18 @@ def warm_start(path, network: eqx.Module, sde: AbstractSDE) -> tuple[eqx.Module,
             f"Got {header.get('sde')} in {path}."
         )
     trained = header.get("training", {})
+    conditional = bool(network.condition_channels)
     record = {
         "file": str(path),
         "sha256": header.get("sha256"),
         "steps": trained.get("steps"),
         "wall_time_s": trained.get("wall_time_s"),
-        "rule": "all weights copied; the first convolution's weights on y and the mask start at 0",
+        "rule": (
+            "all weights copied; the first convolution's weights on y and the mask start at 0"
+            if conditional
+            else "all weights copied (the checkpoint's EMA weights); fresh optimiser state"
+        ),
     }
+    if not conditional:
+        return unconditional, record
     return conditional_from_unconditional(unconditional, network.condition_channels), record

@@ -129,7 +129,8 @@ def train_from_config(
         :class:`~bayesnoise.training.conditional.ConditioningSettings`); recorded in the
         header's ``training.conditioning``.
     init_from : str or Path, optional
-        Start a conditional network from this unconditional checkpoint of the same U-Net
+        Start from this unconditional checkpoint of the same U-Net: a conditional network
+        from its weights, an unconditional one continues its training
         (:func:`~bayesnoise.training.conditional.warm_start`); recorded in
         ``training.init_from``.
 
@@ -177,10 +178,10 @@ def train_from_config(
     _check_network_fits(network, data.train.shape[1:], architecture, preset)
     initialised = {}
     if init_from is not None:
-        if not paired:
+        if architecture != "unet":
             raise ValueError(
-                "init_from starts a conditional network from an unconditional one: give a "
-                f"corruption or a paired .npz. Got init_from={str(init_from)!r} without pairs."
+                "init_from starts a U-Net from a U-Net checkpoint: architecture must be 'unet'. "
+                f"Got architecture={architecture!r}."
             )
         network, record = warm_start(init_from, network, sde)
         initialised = {"init_from": record}
