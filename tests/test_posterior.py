@@ -6,9 +6,10 @@ var * sqrt(2 / (N - 1)). The threshold is a normal quantile Bonferroni-corrected
 number of compared elements (family-wise error 1e-3).
 """
 
+import jax
 import numpy as np
 import pytest
-from gaussian_problems import PROBLEMS, observation_of
+from gaussian_problems import PROBLEMS, SDE, observation_of
 from scipy.stats import norm
 
 import bayesnoise as bn
@@ -150,3 +151,31 @@ def test_approximate_samplers_recover_easy_denoising(sampler, options):
     prior_error = np.linalg.norm(np.asarray(target.priors["x"].mean) - exact["x"][0])
     sampler_error = np.linalg.norm(mean_x - exact["x"][0])
     assert sampler_error < 0.5 * prior_error
+
+
+def test_scalar_covariance_at_the_priors_variance_is_exact():
+    """PiGDM's scalar r_t^2 with each site's prior variance v (option ``prior_variance``) is
+    Tweedie's covariance when the priors are N(m, v I), so the sampler draws the closed-form
+    posterior; PiGDM's own r_t^2 (v = 1, unit-variance data) misses it here (v = 0.1, 0.01)."""
+    signal = bn.GaussianPrior((12,), SDE, mean=0.3, variance=0.1)
+    matrix = bn.operators.random_gaussian_matrix((12,), 6, key=jax.random.key(3))
+    noise = bn.GaussianPrior((6,), SDE, variance=0.01)
+    model = bn.joint_model(signal, noise, signal_operator=matrix, measurement_std=0.05)
+    observation = observation_of(model)
+    exact = gaussian_posterior(model, observation)
+
+    def scalar_draws(options):
+        tree = bn.sample(
+            model, observation, sampler="ddpm_pigdm", num_steps=200, num_chains=NUM_CHAINS,
+            num_draws=NUM_DRAWS, seed=11, progress=False,
+            sampler_options={"covariance": "scalar", **options},
+        )  # fmt: skip
+        assert int(tree.sample_stats["diverging"].sum()) == 0
+        return tree
+
+    tree = scalar_draws({"prior_variance": {"x": 0.1, "n": 0.01}})
+    for name, (mean, covariance) in exact.items():
+        assert_matches_gaussian(draws(tree, name), mean, covariance)
+    tree = scalar_draws({})
+    with pytest.raises(AssertionError, match="z-scores"):
+        assert_matches_gaussian(draws(tree, "x"), *exact["x"])

@@ -21,6 +21,9 @@ VOCABULARY = {
     "lambda/mu, pseudo-inverse lambda/kappa, proximal lambda); number >= 0 or {site: number}",
     "covariance": "PiGDM's covariance of x_0 given x_t: 'tweedie' (exact for Gaussian priors) "
     "or 'scalar' (PiGDM's r_t^2)",
+    "prior_variance": "the 'scalar' covariance's per-element variance v of each site's prior: "
+    "r_t^2 = v s_t^2 / (a_t^2 v + s_t^2), exact for N(m, v I); 1 is PiGDM's (unit-variance "
+    "data); number > 0 or {site: number}",
     "cg_tolerance": "relative and absolute tolerance of conjugate-gradient solves, > 0",
     "cg_max_steps": "iteration limit of conjugate-gradient solves, integer >= 1",
     "eta": "DDIM's stochasticity in [0, 1]: 0 deterministic, 1 ancestral (DDPM)",
@@ -31,10 +34,10 @@ VOCABULARY = {
 }
 """Every option name any sampler reads, with its meaning."""
 
-PER_SITE = frozenset({"guidance_weight"})
+PER_SITE = frozenset({"guidance_weight", "prior_variance"})
 CHOICES = {"covariance": ("tweedie", "scalar")}
 COUNTS = frozenset({"cg_max_steps", "corrector_steps", "steps_per_level"})
-POSITIVE = frozenset({"cg_tolerance", "signal_to_noise", "step_size"})
+POSITIVE = frozenset({"cg_tolerance", "prior_variance", "signal_to_noise", "step_size"})
 UNIT_INTERVAL = frozenset({"eta"})
 
 
