@@ -218,6 +218,26 @@ def test_hyper_parameters_are_the_best_on_validation_pairs(compare, tmp_path, ca
     assert row["hyper"] == max(row["validation"], key=lambda tried: tried["psnr"])["hyper"]
 
 
+def test_joint_is_tuned_only_away_from_its_model_files_noise_level(compare):
+    module_defaults = compare.make_task("sine", 1, 0.2).module.defaults
+    assert compare.grid("joint", compare.make_task("sine", 1, 0.2)) == [module_defaults]
+    assert compare.grid("joint", compare.make_task("digits", 1, None)) == [
+        compare.make_task("digits", 1, None).module.defaults
+    ]
+    tried = compare.grid("joint", compare.make_task("sine", 1, 0.05))
+    settings = {(h["start_time"], h["sampler_options"]["guidance_weight"]) for h in tried}
+    assert len(tried) == len(settings) == 8
+    assert all(h["num_steps"] == module_defaults["num_steps"] for h in tried)
+
+
+def test_validation_ranks_a_diverged_entry_below_any_complete_one(compare):
+    complete = {"psnr": 20.0, "images_without_estimate": 0}
+    diverged = {"psnr": 35.0, "images_without_estimate": 1}  # scored on the other images
+    nothing = {"psnr": float("nan"), "images_without_estimate": 5}
+    ranked = sorted([nothing, diverged, complete], key=compare.validation_rank, reverse=True)
+    assert ranked == [complete, diverged, nothing]
+
+
 def test_merged_sweeps_hold_every_method_and_refuse_other_noise_levels(tmp_path):
     sys.path.insert(0, str(ROOT / "analyses"))
     spec = importlib.util.spec_from_file_location(
