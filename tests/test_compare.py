@@ -219,15 +219,14 @@ def test_hyper_parameters_are_the_best_on_validation_pairs(compare, tmp_path, ca
 
 
 def test_joint_is_tuned_only_away_from_its_model_files_noise_level(compare):
-    module_defaults = compare.make_task("sine", 1, 0.2).module.defaults
-    assert compare.grid("joint", compare.make_task("sine", 1, 0.2)) == [module_defaults]
-    assert compare.grid("joint", compare.make_task("digits", 1, None)) == [
-        compare.make_task("digits", 1, None).module.defaults
-    ]
-    tried = compare.grid("joint", compare.make_task("sine", 1, 0.05))
+    for name, noise_std in (("sine", 0.2), ("digits", None)):  # the model file's defaults
+        task = compare.make_task(name, 1, noise_std)
+        assert compare.grid("joint", task) == [task.module.defaults]
+    low_noise = compare.make_task("sine", 1, 0.05)  # the analytic prior: tuned
+    tried = compare.grid("joint", low_noise)
     settings = {(h["start_time"], h["sampler_options"]["guidance_weight"]) for h in tried}
     assert len(tried) == len(settings) == 8
-    assert all(h["num_steps"] == module_defaults["num_steps"] for h in tried)
+    assert all(h["num_steps"] == low_noise.module.defaults["num_steps"] for h in tried)
 
 
 def test_validation_ranks_a_diverged_entry_below_any_complete_one(compare):
