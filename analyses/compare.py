@@ -32,9 +32,9 @@ in-distribution task's validation pairs (the same hyper-parameters). ``--hyper-f
 them from an earlier run's JSON instead. ``joint`` samples ``bn.sample(module.model, y,
 **module.defaults)`` (the posterior mean of the draws that did not diverge); at a noise std
 other than the model file's it swaps in the analytic sinusoidal prior at that std (the learned
-one is trained at 0.2) and tunes PiGDM's weight and the start time on the validation pairs. What the baselines are told: the forward model
-and the noise's per-pixel mean and std (the 4 000 training digits' moments, or the analytic
-sinusoidal std), never the noise itself.
+one is trained at 0.2) and tunes PiGDM's weight and the start time on the validation pairs.
+What the baselines are told: the forward model and the noise's per-pixel mean and std (the
+4 000 training digits' moments, or the analytic sinusoidal std), never the noise itself.
 
 Writes ``compare_<tag>.json``, ``.md`` (PSNR, SSIM, seconds per image, machine) and ``.png``
 (rows: ground truth, input, each method, as the paper's Fig. 2) to ``--out-dir``
