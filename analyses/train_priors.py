@@ -6,6 +6,10 @@ Usage (each run resumes from its ``.state`` file if interrupted)::
     python analyses/train_priors.py digits --minutes 45
     python analyses/train_priors.py sine --minutes 25
 
+Without the ``.state`` file (another machine), ``--init-from`` trains on from a checkpoint's
+weights with a fresh optimiser, e.g. ``fashion --init-from bayesnoise/assets/fashion_unet.eqx
+--seed 1 --out analyses/checkpoints/fashion_unet_continued.eqx``.
+
 The priors shipped with the project were trained on a shared 2-core CPU, in the background::
 
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \\

@@ -52,13 +52,13 @@ class PiGDM(AbstractGuidance):
             def posterior_covariance(v):  # Cov[x_0 | x_t] v = (s_t^2 / a_t) (d x0_hat / d x_t) v
                 return jax.tree.map(lambda u: (s_t**2 / a_t) * u, denoise_linear(v))
         else:  # r_t^2 = v s_t^2 / (a_t^2 v + s_t^2), Cov[x_0 | x_t] of a N(m, v I) prior
-            variance = options["prior_variance"]
+            inflation = {
+                name: v * s_t**2 / (a_t**2 * v + s_t**2)
+                for name, v in options["prior_variance"].items()
+            }
 
             def posterior_covariance(v):
-                return {
-                    name: variance[name] * s_t**2 / (a_t**2 * variance[name] + s_t**2) * u
-                    for name, u in v.items()
-                }
+                return {name: inflation[name] * u for name, u in v.items()}
 
         back, info = weighted_residual(target, denoised, observation, posterior_covariance, options)
         (guidance,) = jax.linear_transpose(denoise_linear, position)(back)
