@@ -370,10 +370,10 @@ def grid(method: str, task: Task) -> list[dict]:
         defaults = dict(task.module.defaults)
         if task.noise_std is None or task.noise_std == task.module.AVERAGE_STD:
             return [defaults]  # the model file's, tuned on validation pairs at this noise
-        # Another noise level (the analytic prior swapped in): PiGDM's weight and the start
-        # time tuned here as the baselines' are. At sigma 0.05, w = 1 (tuned at 0.2) scored
-        # 29.24 dB on these pairs and w = 4 from t0 = 0.3 31.23: the scalar r_t^2 overstates
-        # Cov[n_0 | n_t] for small noise (see PiGDM's prior_variance).
+        # A noise level the model file was not tuned at (the analytic prior at that std):
+        # PiGDM's weight and the start time tuned here as the baselines' are. At sigma 0.05,
+        # w = 1 (tuned at 0.2) scored 29.24 dB on these pairs and w = 4 from t0 = 0.3 31.23:
+        # the scalar r_t^2 overstates Cov[n_0 | n_t] for small noise (PiGDM's prior_variance).
         return [
             {**defaults, "start_time": t0,
              "sampler_options": {**defaults["sampler_options"], "guidance_weight": w}}
