@@ -3,7 +3,7 @@
     python analyses/compare.py --task {digits,cs_sine,sine,ood_digits,ood_cs}
         [--methods joint gaussian_noise bm3d nlm lasso gan flow] [--pairs FILE.npz]
         [--num-images 100] [--noise-std SIGMA ...] [--hyper-from FILE.json] [--out-dir DIR]
-        [--suffix WORD] [--batch-size 20] [--split {test,heldout}]
+        [--suffix WORD] [--batch-size 20] [--split {test,heldout}] [--joint-settings JSON]
 
 Tasks (x: 28 x 28 x 1 in [0, 1]):
 
@@ -33,6 +33,7 @@ them from an earlier run's JSON instead. ``joint`` samples ``bn.sample(module.mo
 **module.defaults)`` (the posterior mean of the draws that did not diverge); at a noise std
 other than the model file's it swaps in the analytic sinusoidal prior at that std (the learned
 one is trained at 0.2) and tunes PiGDM's weight and the start time on the validation pairs.
+``--joint-settings`` replaces entries of those defaults (e.g. a many-step reference sampler).
 What the baselines are told: the forward model and the noise's per-pixel mean and std (the
 4 000 training digits' moments, or the analytic sinusoidal std), never the noise itself.
 
@@ -95,6 +96,14 @@ APPLICABLE = {
     "cs_sine": ("joint", "lasso", "gan", "flow"),
 }
 VALIDATION_IMAGES = 5
+JOINT_SETTINGS = (
+    "sampler",
+    "sampler_options",
+    "num_steps",
+    "start_time",
+    "num_chains",
+    "num_draws",
+)
 SHAPE = (28, 28, 1)
 
 
@@ -109,6 +118,7 @@ class Task:
     model: object  # the NumPyro model the joint method samples
     validation: Callable[[], tuple[np.ndarray, np.ndarray]]  # (x, n), loaded when tuning
     test: tuple[np.ndarray, np.ndarray]  # (x, n)
+    joint_defaults: dict  # bn.sample's settings for joint: module.defaults, --joint-settings
 
     def observe(self, x: np.ndarray, n: np.ndarray) -> np.ndarray:
         """y for a batch of signals and noises."""
@@ -237,10 +247,16 @@ def check_pairs(path: str | Path, task_name: str) -> tuple[np.ndarray, np.ndarra
 
 
 def make_task(
-    name: str, num_images: int, noise_std: float | None, pairs_file=None, split: str = "test"
+    name: str,
+    num_images: int,
+    noise_std: float | None,
+    pairs_file=None,
+    split: str = "test",
+    joint_settings: dict | None = None,
 ) -> Task:
     """The task's forward model, what the baselines know, and its validation and test pairs
-    (``split="heldout"``: ``splits.py``'s held-out images and digits, noise seeds 20 000 + i)."""
+    (``split="heldout"``: ``splits.py``'s held-out images and digits, noise seeds 20 000 + i).
+    ``joint_settings`` replace entries of the model file's defaults for the joint method."""
     model_name = MODEL_FILE[name]
     module = load_model_file(ROOT / "models" / f"{model_name}.py")
     if model_name == "digits_on_fashion":
@@ -269,7 +285,8 @@ def make_task(
             n = sinusoidal_noise(module, noise_std, range(10_000, 10_000 + len(x)))
         return x, n
 
-    return Task(name, module, noise_std, problem, model, validation, (x, n))
+    joint_defaults = {**module.defaults, **(joint_settings or {})}
+    return Task(name, module, noise_std, problem, model, validation, (x, n), joint_defaults)
 
 
 # ---- methods: reconstruct(observation, task, **hyper) -> x_hat (N, 28, 28, 1) ------------------
@@ -367,9 +384,9 @@ def grid(method: str, task: Task) -> list[dict]:
             },
         ]
     if method == "joint":
-        defaults = dict(task.module.defaults)
+        defaults = dict(task.joint_defaults)
         if task.noise_std is None or task.noise_std == task.module.AVERAGE_STD:
-            return [defaults]  # the model file's, tuned on validation pairs at this noise
+            return [defaults]  # the model file's (tuned on validation pairs) or --joint-settings
         # A noise level the model file was not tuned at (the analytic prior at that std):
         # PiGDM's weight and the start time tuned here as the baselines' are. At sigma 0.05,
         # w = 1 (tuned at 0.2) scored 29.24 dB on these pairs and w = 4 from t0 = 0.3 31.23:
@@ -421,6 +438,15 @@ def label(method: str) -> str:
         if "{" + asset + "}" in text:
             text = text.replace("{" + asset + "}", training_of(asset))
     return text
+
+
+def joint_label(task: Task) -> str:
+    """The joint row's label: the model file's defaults, or which of them --joint-settings set."""
+    changed = [key for key, value in task.joint_defaults.items()
+               if task.module.defaults.get(key) != value]  # fmt: skip
+    if not changed:
+        return LABEL["joint"]
+    return f"joint posterior (--joint-settings: {', '.join(changed)})"
 
 
 # ---- running, scoring, timing -----------------------------------------------------------------
@@ -524,7 +550,7 @@ def compare(task: Task, methods, batch_size: int, hyper_from: dict | None) -> tu
         estimate, timing = run_batches(method, observation, task, hyper, batch_size)
         row = {
             "method": method,
-            "label": label(method),
+            "label": label(method) if method != "joint" else joint_label(task),
             "hyper": hyper,
             **scores(estimate, x),
             **timing,
@@ -641,6 +667,11 @@ def parse_args(argv=None):
     parser.add_argument(
         "--hyper-from", type=Path, help="take hyper-parameters from an earlier run's JSON"
     )
+    parser.add_argument(
+        "--joint-settings",
+        help="JSON: bn.sample settings for joint instead of the model file's, e.g. "
+        '\'{"sampler": "dps", "num_steps": 200, "sampler_options": {"guidance_weight": 1.0}}\'',
+    )
     parser.add_argument("--batch-size", type=int, default=20, help="images per call")
     parser.add_argument("--out-dir", type=Path, default=FIGURES)
     parser.add_argument("--suffix", default="", help="appended to the output files' names")
@@ -671,6 +702,17 @@ def parse_args(argv=None):
         )
     if args.pairs is not None and not args.pairs.is_file():
         parser.error(f"--pairs must be an existing .npz file. Got {str(args.pairs)!r}.")
+    if args.joint_settings is not None:
+        try:
+            settings = json.loads(args.joint_settings)
+        except ValueError:
+            settings = None
+        if not isinstance(settings, dict) or not set(settings) <= set(JOINT_SETTINGS):
+            parser.error(
+                f"--joint-settings must be a JSON object with keys among {list(JOINT_SETTINGS)}. "
+                f"Got {args.joint_settings!r}."
+            )
+        args.joint_settings = settings
     if args.hyper_from is not None:
         try:
             rows = json.loads(args.hyper_from.read_text())["rows"]
@@ -690,7 +732,9 @@ def run_one(args, noise_std: float | None) -> dict:
             check_pairs(args.pairs, args.task)
         except ValueError as error:
             raise SystemExit(f"compare.py: error: {error}") from None
-    task = make_task(args.task, args.num_images, noise_std, args.pairs, args.split)
+    task = make_task(
+        args.task, args.num_images, noise_std, args.pairs, args.split, args.joint_settings
+    )
     started_machine = machine()
     rows, shown = compare(task, args.methods, args.batch_size, args.hyper_from)
     tag = args.task + (f"_std{task.noise_std:g}" if task.noise_std is not None else "")

@@ -48,6 +48,8 @@ def main(argv=None):
     parser.add_argument("--init-from", type=Path, default=None,
                         help="train on from this checkpoint of the same U-Net (its weights; "
                         "a fresh optimiser), e.g. the shipped prior")  # fmt: skip
+    parser.add_argument("--learning-rate", type=float, default=5e-4,
+                        help="Adam's step size after warm-up")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0,
                         help="training randomness (batches, times, noise)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -60,7 +62,7 @@ def main(argv=None):
         out,
         steps=args.steps,
         batch_size=batch_size,
-        learning_rate=5e-4,
+        learning_rate=args.learning_rate,
         ema_decay=0.999,
         architecture_options=options,
         checkpoint_every=250,

@@ -123,6 +123,8 @@ def test_pairs_file_accepts_a_channel_axis_and_sinusoidal_noise_outside_the_unit
         (["--task", "sine", "--pairs", "missing.npz"], r"--pairs must be an existing .npz"),
         (["--task", "celeba"], r"argument --task: invalid choice: 'celeba'"),
         (["--task", "ood_cs", "--split", "heldout"], r"--split heldout applies to the in-dis"),
+        (["--task", "sine", "--joint-settings", "{'num_steps': 9"], r"--joint-settings must be"),
+        (["--task", "sine", "--joint-settings", '{"steps": 9}'], r"keys among \['sampler'"),
     ],
 )
 def test_command_line_errors_name_the_argument(compare, capsys, argv, match):
@@ -227,6 +229,14 @@ def test_joint_is_tuned_only_away_from_its_model_files_noise_level(compare):
     settings = {(h["start_time"], h["sampler_options"]["guidance_weight"]) for h in tried}
     assert len(tried) == len(settings) == 8
     assert all(h["num_steps"] == low_noise.module.defaults["num_steps"] for h in tried)
+
+
+def test_joint_settings_replace_the_model_files_defaults(compare):
+    args = compare.parse_args(["--task", "cs_sine", "--joint-settings", '{"num_steps": 200}'])
+    task = compare.make_task("cs_sine", 1, None, joint_settings=args.joint_settings)
+    (settings,) = compare.grid("joint", task)
+    assert settings == {**task.module.defaults, "num_steps": 200}
+    assert compare.joint_label(task) == "joint posterior (--joint-settings: num_steps)"
 
 
 def test_validation_ranks_a_diverged_entry_below_any_complete_one(compare):
